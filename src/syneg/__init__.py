@@ -1,0 +1,51 @@
+"""syneg: train dense retrievers with LLM-synthesized hard negatives (SyNeg, arXiv 2412.17250).
+
+The Python API is a handful of verbs on plain data classes, one per pipeline stage::
+
+    import syneg
+
+    train = syneg.load_beir("datasets/scifact", split="train")
+    mined = syneg.mine(train, retriever="both", num_negatives=3, relative_margin=0.05)
+    syneg.write_training_set("scifact-mined.jsonl", mined.instances)
+
+    test = syneg.load_beir("datasets/scifact", split="test")
+    print(syneg.evaluate(test, model="default").metrics)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from syneg.data import (
+    BeirDataset,
+    DataError,
+    Negative,
+    TrainingInstance,
+    demo_path,
+    load_beir,
+    read_training_set,
+    write_training_set,
+)
+from syneg.evaluation import EvaluationResult, compare, evaluate, evaluate_run
+from syneg.mix import mix
+from syneg.retrieval import DenseEncoder, mine
+from syneg.train import train
+
+__all__ = [
+    "BeirDataset",
+    "DataError",
+    "DenseEncoder",
+    "EvaluationResult",
+    "Negative",
+    "TrainingInstance",
+    "compare",
+    "demo_path",
+    "evaluate",
+    "evaluate_run",
+    "load_beir",
+    "mine",
+    "mix",
+    "read_training_set",
+    "train",
+    "write_training_set",
+]

@@ -1,0 +1,249 @@
+"""Loading and validating datasets in the BEIR folder layout.
+
+A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``,
+``text``) and ``qrels/{split}.tsv`` (``query-id``, ``corpus-id``, ``score``; header optional).
+Malformed input raises :class:`~syneg.data.errors.DataError` naming the file and line; problems
+where skipping is the sensible choice (empty texts, qrels rows naming unknown ids) are skipped and
+reported as one warning with a count and the first offending line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syneg.data.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A corpus passage. ``full_text`` is what retrievers index: the title, then the text."""
+
+    id: str
+    text: str
+    title: str = ""
+
+    @property
+    def full_text(self) -> str:
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+@dataclass
+class BeirDataset:
+    """A corpus, its queries and the relevance judgements of one split.
+
+    ``qrels`` maps query id to ``{doc id: grade}``; grades ``<= 0`` are judged non-relevant.
+    Only queries that have qrels in the split are kept in ``queries`` unless ``split`` is None.
+
+    Example::
+
+        >>> from syneg.data import load_beir, demo_path
+        >>> data = load_beir(demo_path(), split="test")
+        >>> len(data.corpus) > 100, len(data.queries) == len(data.qrels)
+        (True, True)
+    """
+
+    path: Path
+    corpus: dict[str, Document]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    split: str | None = None
+
+    def relevant(self, query_id: str) -> list[str]:
+        """Ids of the documents judged relevant (grade > 0) to a query, strongest first."""
+        grades = self.qrels.get(query_id, {})
+        return sorted((d for d, g in grades.items() if g > 0), key=lambda d: -grades[d])
+
+    def pairs(self) -> Iterator[tuple[str, str]]:
+        """Every (query id, relevant doc id) pair of the split, in file order."""
+        for query_id in self.queries:
+            for doc_id in self.relevant(query_id):
+                yield query_id, doc_id
+
+    def __repr__(self) -> str:
+        return (
+            f"BeirDataset(path={str(self.path)!r}, split={self.split!r}, docs={len(self.corpus)}, "
+            f"queries={len(self.queries)}, judgements={sum(len(v) for v in self.qrels.values())})"
+        )
+
+
+class _SkipCounter:
+    """Collects skipped lines of one kind, to report once with a count instead of per line."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+        self.first: str | None = None
+
+    def add(self, where: str) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = where
+
+    def report(self) -> None:
+        if self.count:
+            logger.warning("Skipped %d %s (first at %s).", self.count, self.what, self.first)
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}:{line_number}: invalid JSON ({error.msg} at column {error.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
+            yield line_number, record
+
+
+def _require_str(record: dict, key: str, path: Path, line_number: int) -> str:
+    if key not in record:
+        raise DataError(f"{path}:{line_number}: missing field {key!r}")
+    value = record[key]
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and key == "_id":
+        return str(value)
+    if not isinstance(value, str):
+        raise DataError(f"{path}:{line_number}: field {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def load_corpus(path: str | Path) -> dict[str, Document]:
+    """Read a BEIR ``corpus.jsonl``; documents with neither title nor text are skipped with a warning."""
+    path = Path(path)
+    corpus: dict[str, Document] = {}
+    first_seen: dict[str, int] = {}
+    empty = _SkipCounter(f"documents with empty title and text in {path}")
+    for line_number, record in _read_jsonl(path):
+        doc_id = _require_str(record, "_id", path, line_number)
+        text = _require_str(record, "text", path, line_number)
+        title = record.get("title") or ""
+        if not isinstance(title, str):
+            raise DataError(f"{path}:{line_number}: field 'title' must be a string")
+        if doc_id in first_seen:
+            raise DataError(f"{path}:{line_number}: duplicate document id {doc_id!r} (first at line {first_seen[doc_id]})")
+        first_seen[doc_id] = line_number
+        if not text.strip() and not title.strip():
+            empty.add(f"line {line_number}, id {doc_id!r}")
+            continue
+        corpus[doc_id] = Document(id=doc_id, text=text, title=title)
+    empty.report()
+    if not corpus:
+        raise DataError(f"{path}: no documents")
+    return corpus
+
+
+def load_queries(path: str | Path) -> dict[str, str]:
+    """Read a BEIR ``queries.jsonl``; queries with empty text are skipped with a warning."""
+    path = Path(path)
+    queries: dict[str, str] = {}
+    first_seen: dict[str, int] = {}
+    empty = _SkipCounter(f"queries with empty text in {path}")
+    for line_number, record in _read_jsonl(path):
+        query_id = _require_str(record, "_id", path, line_number)
+        text = _require_str(record, "text", path, line_number)
+        if query_id in first_seen:
+            raise DataError(f"{path}:{line_number}: duplicate query id {query_id!r} (first at line {first_seen[query_id]})")
+        first_seen[query_id] = line_number
+        if not text.strip():
+            empty.add(f"line {line_number}, id {query_id!r}")
+            continue
+        queries[query_id] = text
+    empty.report()
+    return queries
+
+
+def load_qrels(
+    path: str | Path,
+    query_ids: set[str] | dict | None = None,
+    doc_ids: set[str] | dict | None = None,
+) -> dict[str, dict[str, int]]:
+    """Read a BEIR qrels tsv (``query-id``, ``corpus-id``, ``score``; a header line is optional).
+
+    Rows naming a query or document not in ``query_ids`` / ``doc_ids`` are skipped with a warning;
+    a file where every row does so is an error, since it almost always means the wrong folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    qrels: dict[str, dict[str, int]] = {}
+    unknown_query = _SkipCounter(f"qrels rows naming a query missing from queries.jsonl in {path}")
+    unknown_doc = _SkipCounter(f"qrels rows naming a document missing from corpus.jsonl in {path}")
+    rows = 0
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            columns = line.split("\t")
+            if len(columns) == 4:  # TREC qrels: query-id, iteration, corpus-id, score
+                columns = [columns[0], columns[2], columns[3]]
+            if len(columns) != 3:
+                raise DataError(
+                    f"{path}:{line_number}: expected 3 tab-separated columns (query-id, corpus-id, score), "
+                    f"got {len(columns)}"
+                )
+            query_id, doc_id, score_text = (c.strip() for c in columns)
+            try:
+                score = int(float(score_text))
+            except ValueError:
+                if line_number == 1:  # header
+                    continue
+                raise DataError(f"{path}:{line_number}: score {score_text!r} is not a number") from None
+            rows += 1
+            if query_ids is not None and query_id not in query_ids:
+                unknown_query.add(f"line {line_number}, query {query_id!r}")
+                continue
+            if doc_ids is not None and doc_id not in doc_ids:
+                unknown_doc.add(f"line {line_number}, document {doc_id!r}")
+                continue
+            qrels.setdefault(query_id, {})[doc_id] = score
+    if rows and not qrels:
+        raise DataError(
+            f"{path}: none of its {rows} rows names a known query and document "
+            f"(first unknown at {unknown_query.first or unknown_doc.first}); is this the right dataset folder?"
+        )
+    unknown_query.report()
+    unknown_doc.report()
+    return qrels
+
+
+def available_splits(path: str | Path) -> list[str]:
+    return sorted(p.stem for p in (Path(path) / "qrels").glob("*.tsv"))
+
+
+def load_beir(path: str | Path, split: str | None = "test") -> BeirDataset:
+    """Load a BEIR folder; with a split, keep only the queries judged in ``qrels/{split}.tsv``.
+
+    Args:
+        path: The folder holding ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/``.
+        split: The qrels file to read (``train``, ``dev``, ``test``...), or None for no qrels.
+
+    Raises:
+        DataError: for a missing file or split, or malformed content; the message names the file and line.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder (expected a BEIR dataset folder with corpus.jsonl)")
+    corpus = load_corpus(path / "corpus.jsonl")
+    queries = load_queries(path / "queries.jsonl")
+    if split is None:
+        return BeirDataset(path=path, corpus=corpus, queries=queries)
+    qrels_path = path / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        found = ", ".join(available_splits(path)) or "none"
+        raise DataError(f"{qrels_path}: no such split {split!r} (splits found: {found})")
+    qrels = load_qrels(qrels_path, query_ids=queries, doc_ids=corpus)
+    split_queries = {query_id: queries[query_id] for query_id in qrels}
+    return BeirDataset(path=path, corpus=corpus, queries=split_queries, qrels=qrels, split=split)

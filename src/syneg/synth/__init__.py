@@ -1,0 +1,42 @@
+"""SyNeg synthesis: attribute-constrained prompts, reflection, checks and revision of hard negatives."""
+
+from __future__ import annotations
+
+from syneg.synth.attributes import AttributeSet, example_path, propose_attributes, propose_attributes_sync
+from syneg.synth.checks import CheckConfig, CheckResult, answer_leak, is_echo, run_checks
+from syneg.synth.prompts import PromptTemplates
+from syneg.synth.synthesize import (
+    Ablation,
+    Critique,
+    Pair,
+    SynthesisStats,
+    Synthesizer,
+    completed_pairs,
+    iter_negatives,
+    pairs_from_beir,
+    pairs_from_training_set,
+    synthesize,
+)
+
+__all__ = [
+    "Ablation",
+    "AttributeSet",
+    "CheckConfig",
+    "CheckResult",
+    "Critique",
+    "Pair",
+    "PromptTemplates",
+    "SynthesisStats",
+    "Synthesizer",
+    "answer_leak",
+    "completed_pairs",
+    "example_path",
+    "is_echo",
+    "iter_negatives",
+    "pairs_from_beir",
+    "pairs_from_training_set",
+    "propose_attributes",
+    "propose_attributes_sync",
+    "run_checks",
+    "synthesize",
+]

@@ -1,0 +1,158 @@
+"""Checks of a candidate negative that do not depend on a small model's judgement.
+
+Each check returns a :class:`CheckResult` with its value, threshold and verdict, recorded with every
+kept negative; failed ones become the reasons sent back to the LLM for a revision.
+
+- ``on_topic``: dense similarity to the query at least ``min_query_similarity`` (off-topic text is an
+  easy negative, not a hard one).
+- ``not_paraphrase``: dense similarity to the positive at most ``max_positive_similarity``.
+- ``below_positive``: similarity to the query at most ``positive_ratio`` times the positive's (the
+  positive-aware 95% rule of NV-Retriever: above it, the text probably answers the query too).
+- ``no_answer_leak``: share of the positive's answer-bearing sentence (the sentence most similar to
+  the query) whose word bigrams reappear in the negative, bigrams found in the query excepted.
+- ``not_duplicate``: similarity to every negative already kept for the pair below ``max_duplicate_similarity``.
+- ``length``: word count within ``[min_length_ratio, max_length_ratio]`` times the target, and at
+  least ``min_words``.
+- ``not_echo``: small models asked for a negative often write about the task instead ("this passage
+  does not answer the query...") or repeat their reasoning; such text is rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+ECHO_PHRASES = (
+    "answer the query",
+    "answers the query",
+    "answer the search query",
+    "answering the query",
+    "the query",
+    "search query",
+    "this passage",
+    "the passage",
+    "new passage",
+    "hard negative",
+    "negative passage",
+    "the given passage",
+    "does not give the answer",
+    "doesn't answer",
+    "does not answer",
+    "not relevant to",
+    "as an expert",
+    "json",
+)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text.strip()) if s]
+
+
+def bigrams(tokens: list[str]) -> set[tuple[str, str]]:
+    return set(zip(tokens, tokens[1:]))
+
+
+@dataclass
+class CheckResult:
+    name: str
+    value: float
+    threshold: float
+    passed: bool
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, float | bool]:
+        data = asdict(self)
+        del data["name"], data["reason"]
+        data["value"] = round(float(self.value), 4)
+        return data
+
+
+@dataclass
+class CheckConfig:
+    """Thresholds of the checks (defaults tuned for all-MiniLM-L6-v2 cosine similarities)."""
+
+    min_query_similarity: float = 0.3
+    max_positive_similarity: float = 0.9
+    positive_ratio: float = 0.95
+    max_answer_leak: float = 0.3
+    max_duplicate_similarity: float = 0.95
+    min_length_ratio: float = 0.3
+    max_length_ratio: float = 2.5
+    min_words: int = 12
+
+
+def answer_leak(negative: str, answer_sentence: str, query: str) -> float:
+    """Share of the answer sentence's bigrams (those not in the query) that appear in the negative.
+
+    Example::
+
+        >>> answer_leak("Coffee keeps you awake for about five hours.",
+        ...             "Caffeine has a half-life of about five hours.", "How long does caffeine last?")
+        0.25
+    """
+    answer = bigrams(words(answer_sentence)) - bigrams(words(query))
+    if not answer:
+        return 0.0
+    return len(answer & bigrams(words(negative))) / len(answer)
+
+
+def is_echo(negative: str, reasoning: str = "") -> str:
+    """The phrase showing the text talks about the task (or repeats the reasoning); empty if none."""
+    lowered = negative.lower()
+    for phrase in ECHO_PHRASES:
+        if phrase in lowered:
+            return phrase
+    if reasoning and len(bigrams(words(negative)) & bigrams(words(reasoning))) > 0.5 * max(1, len(bigrams(words(negative)))):
+        return "repeats its reasoning"
+    return ""
+
+
+def run_checks(
+    negative: str,
+    reasoning: str,
+    *,
+    negative_vector: np.ndarray,
+    query: str,
+    query_vector: np.ndarray,
+    positive_vector: np.ndarray,
+    answer_sentence: str,
+    target_words: int,
+    kept_vectors: list[np.ndarray],
+    config: CheckConfig,
+) -> list[CheckResult]:
+    """Run every check on one candidate; vectors are L2-normalized, so dot products are cosines."""
+    query_similarity = float(negative_vector @ query_vector)
+    positive_similarity = float(negative_vector @ positive_vector)
+    positive_score = float(positive_vector @ query_vector)
+    leak = answer_leak(negative, answer_sentence, query)
+    duplicate = max((float(negative_vector @ v) for v in kept_vectors), default=0.0)
+    count = len(words(negative))
+    low, high = max(config.min_words, config.min_length_ratio * target_words), config.max_length_ratio * target_words
+    length_value = count / max(1, target_words)
+    echo = is_echo(negative, reasoning)
+    ratio_cap = config.positive_ratio * positive_score
+    return [
+        CheckResult("on_topic", query_similarity, config.min_query_similarity, query_similarity >= config.min_query_similarity,
+                    "it is off topic: write about the query's subject"),
+        CheckResult("not_paraphrase", positive_similarity, config.max_positive_similarity,
+                    positive_similarity <= config.max_positive_similarity,
+                    "it repeats the passage that answers the query"),
+        CheckResult("below_positive", query_similarity, ratio_cap, query_similarity <= ratio_cap,
+                    "it matches the query as well as the answer does"),
+        CheckResult("no_answer_leak", leak, config.max_answer_leak, leak <= config.max_answer_leak,
+                    "it copies the answer's wording"),
+        CheckResult("not_duplicate", duplicate, config.max_duplicate_similarity, duplicate <= config.max_duplicate_similarity,
+                    "it repeats another passage you wrote"),
+        CheckResult("length", length_value, config.min_length_ratio, low <= count <= high,
+                    f"it has {count} words; write about {target_words}"),
+        CheckResult("not_echo", float(bool(echo)), 0.0, not echo,
+                    f"it talks about the task ({echo!r}) instead of being a passage on the topic"),
+    ]

@@ -1,0 +1,442 @@
+"""The SyNeg synthesis loop: prompt with attributes, reason, check, revise, keep.
+
+For each (query, positive) pair and each of ``negatives_per_pair`` slots:
+
+1. draw attribute values (domain, difficulty, length, extras) for the slot;
+2. ask the LLM, acting as an expert in the domain, for JSON ``{"reasoning", "negative"}``: why the text
+   looks relevant and why it does not answer, then the text (the paper's reflection);
+3. run the checks (:mod:`syneg.synth.checks`) and, if asked, the LLM's own critique;
+4. if any fails, send the reasons back for a revision, up to ``max_rounds`` times.
+
+A kept negative carries its attributes, reasoning, every check's value and verdict, its revision
+rounds and the generator in ``details``, and its dense similarity to the query as ``score``. Results
+are written as training-set jsonl (:mod:`syneg.data.training_set`), one record per pair, as each pair
+finishes; pairs already in the output file are skipped, and answered LLM requests come from the cache,
+so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel
+from tqdm.auto import tqdm
+
+from syneg.data import BeirDataset, DataError, Negative, TrainingInstance, read_training_set, write_training_set
+from syneg.llm import ChatRequest, LLMClient, LLMError
+from syneg.synth.attributes import AttributeSet
+from syneg.synth.checks import CheckConfig, CheckResult, run_checks, sentences, words
+from syneg.synth.prompts import PromptTemplates
+
+Ablation = Literal["none", "no-attributes", "no-attributes-no-reflection"]
+Critique = Literal["off", "record", "enforce"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    query_id: str
+    query: str
+    pos_id: str
+    positive: str
+
+
+class NegativeAnswer(BaseModel):
+    aspect: str = ""
+    reasoning: str
+    negative: str
+
+
+class PlainNegativeAnswer(BaseModel):
+    negative: str
+
+
+class CritiqueAnswer(BaseModel):
+    reason: str = ""
+    answers_query: bool
+
+
+def answer_schema(reflection: bool, max_chars: int) -> dict[str, Any]:
+    properties: dict[str, Any] = {"negative": {"type": "string", "minLength": 20, "maxLength": max_chars}}
+    if reflection:
+        # Reasoning comes first: the model explains before it writes (the paper's reflection). Naming
+        # the aspect first keeps small models writing about it instead of about the task.
+        properties = {
+            "aspect": {"type": "string", "maxLength": 80},
+            "reasoning": {"type": "string", "maxLength": 240},
+        } | properties
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+CRITIQUE_SCHEMA = {
+    "type": "object",
+    "properties": {"reason": {"type": "string", "maxLength": 200}, "answers_query": {"type": "boolean"}},
+    "required": ["reason", "answers_query"],
+}
+
+
+def pairs_from_beir(dataset: BeirDataset, limit: int | None = None) -> list[Pair]:
+    """Every (query, relevant document) pair of the dataset's qrels, in qrels order."""
+    pairs = []
+    for query_id, doc_id in dataset.pairs():
+        if query_id not in dataset.queries or doc_id not in dataset.corpus:
+            raise DataError(f"qrels pair ({query_id}, {doc_id}) names a query or document that does not exist")
+        pairs.append(Pair(query_id, dataset.queries[query_id], doc_id, dataset.corpus[doc_id].full_text))
+        if limit is not None and len(pairs) >= limit:
+            break
+    return pairs
+
+
+def pairs_from_training_set(path: str | Path, limit: int | None = None) -> list[Pair]:
+    """The (query, positive) pairs of a training-set jsonl (e.g. the output of ``syneg mine``)."""
+    pairs = []
+    for instance in read_training_set(path):
+        for pos_id, positive in zip(instance.pos_ids, instance.pos, strict=True):
+            pairs.append(Pair(instance.query_id, instance.query, pos_id, positive))
+            if limit is not None and len(pairs) >= limit:
+                return pairs
+    return pairs
+
+
+@dataclass
+class SynthesisStats:
+    """Outcome counts of a run, beside the LLM's own usage statistics."""
+
+    pairs: int = 0
+    skipped_pairs: int = 0
+    candidates: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    failed_slots: int = 0
+    llm_errors: int = 0
+    check_failures: Counter[str] = field(default_factory=Counter)
+    rounds: Counter[int] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pairs": self.pairs,
+            "skipped_pairs": self.skipped_pairs,
+            "candidates": self.candidates,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "failed_slots": self.failed_slots,
+            "llm_errors": self.llm_errors,
+            "acceptance_rate": round(self.accepted / self.candidates, 4) if self.candidates else None,
+            "check_failures": dict(self.check_failures),
+            "rounds_of_accepted": {str(k): v for k, v in sorted(self.rounds.items())},
+            "seconds": round(self.seconds, 2),
+            "accepted_per_minute": round(60 * self.accepted / self.seconds, 2) if self.seconds > 0 else None,
+        }
+
+
+class Synthesizer:
+    """Writes hard negatives for (query, positive) pairs with an LLM, checks them and revises them.
+
+    Args:
+        client: The LLM client (any backend, with its cache).
+        encoder: A :class:`syneg.retrieval.encoder.DenseEncoder` for the similarity checks; None
+            loads the default (all-MiniLM-L6-v2) on first use.
+        attributes: Attribute values to draw from; None uses generic ones ("general knowledge").
+        negatives_per_pair: Negatives to keep per pair (K).
+        max_rounds: Revisions after the first attempt for a candidate that fails a check.
+        ablation: ``none`` (full SyNeg prompt), ``no-attributes`` (no expert domain, difficulty or
+            length), ``no-attributes-no-reflection`` (neither, no reasoning and no revision).
+        critique: The LLM's own "does it answer the query?" judgement: ``off``, ``record`` (stored in
+            details, not used) or ``enforce`` (a YES fails the candidate). Small models answer it
+            near randomly, so the default records nothing and spends no call on it.
+        checks: Check thresholds.
+        max_words: Cap on the target length in words: the length attribute is relative to the
+            positive, but a long abstract would cost minutes per negative on a CPU model.
+        max_tokens: Generation budget per answer.
+        temperature: Sampling temperature.
+        seed: Base seed; attribute draws and request seeds derive from it.
+        concurrency: Pairs in flight; above 1 only helps backends that serve requests concurrently.
+        templates: Prompt templates (see :class:`syneg.synth.prompts.PromptTemplates`).
+
+    Example::
+
+        >>> from syneg.data import load_beir, demo_path
+        >>> from syneg.llm import make_client
+        >>> synthesizer = Synthesizer(make_client("llama.cpp", "qwen2.5-0.5b"), negatives_per_pair=1)  # doctest: +SKIP
+        >>> pairs = pairs_from_beir(load_beir(demo_path(), "train"), limit=2)  # doctest: +SKIP
+        >>> stats = synthesizer.run(pairs, "negatives.jsonl")  # doctest: +SKIP
+        >>> stats["accepted"], stats["requests"]  # doctest: +SKIP
+        (2, 3)
+    """
+
+    def __init__(
+        self,
+        client: LLMClient,
+        encoder: Any = None,
+        attributes: AttributeSet | None = None,
+        negatives_per_pair: int = 1,
+        max_rounds: int = 2,
+        ablation: Ablation = "none",
+        critique: Critique = "off",
+        checks: CheckConfig | None = None,
+        max_words: int = 80,
+        max_tokens: int = 220,
+        temperature: float = 0.7,
+        seed: int = 0,
+        concurrency: int = 1,
+        templates: PromptTemplates | None = None,
+    ) -> None:
+        if ablation not in ("none", "no-attributes", "no-attributes-no-reflection"):
+            raise ValueError(f"Unknown ablation {ablation!r}")
+        if critique not in ("off", "record", "enforce"):
+            raise ValueError(f"Unknown critique mode {critique!r}")
+        self.client = client
+        self._encoder = encoder
+        self.attributes = attributes or AttributeSet(domain=["general knowledge"])
+        self.negatives_per_pair = negatives_per_pair
+        self.use_attributes = ablation == "none"
+        self.reflection = ablation != "no-attributes-no-reflection"
+        self.max_rounds = max_rounds if self.reflection else 0
+        self.ablation = ablation
+        self.critique = critique
+        self.checks = checks or CheckConfig()
+        self.max_words = max_words
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.seed = seed
+        self.concurrency = concurrency
+        self.templates = templates or PromptTemplates()
+        self.stats = SynthesisStats()
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from syneg.retrieval.encoder import DenseEncoder
+
+            # Candidates are seen once each; caching them on disk would only litter the cache.
+            self._encoder = DenseEncoder("default", use_cache=False, show_progress=False)
+        return self._encoder
+
+    @property
+    def generator(self) -> str:
+        return f"{self.client.backend.name}:{self.client.model}"
+
+    def _seed(self, *parts: object) -> int:
+        return int(hashlib.sha1("/".join(map(str, (self.seed, *parts))).encode()).hexdigest()[:7], 16)
+
+    def _prompt(self, pair: Pair, attributes: dict[str, str], target_words: int) -> tuple[str, str]:
+        positive = " ".join(pair.positive.split()[: 2 * self.max_words])  # keep prompts short on CPU
+        if not self.use_attributes:
+            template = "generate" if self.reflection else "generate_plain"
+            return self.templates.render("system_plain"), self.templates.render(
+                template, query=pair.query, positive=positive, attributes=""
+            )
+        described = [f"Write for {attributes['difficulty']} readers, about {target_words} words ({attributes['length']})."]
+        described += [f"{name.capitalize()}: {value}." for name, value in attributes.items() if name not in ("domain", "difficulty", "length")]
+        return self.templates.render("system", domain=attributes["domain"]), self.templates.render(
+            "generate", query=pair.query, positive=positive, attributes=" " + " ".join(described)
+        )
+
+    async def synthesize_pair(self, pair: Pair, query_vector: np.ndarray, positive_vector: np.ndarray) -> TrainingInstance:
+        """Up to ``negatives_per_pair`` checked negatives for one pair (fewer if candidates keep failing)."""
+        answer_sentence = self._answer_sentence(pair, query_vector)
+        target_words = min(self.max_words, max(self.checks.min_words, len(words(pair.positive))))
+        kept: list[Negative] = []
+        kept_vectors: list[np.ndarray] = []
+        for slot in range(self.negatives_per_pair):
+            attributes = self.attributes.draw(self.seed, f"{pair.query_id}/{pair.pos_id}/{slot}") if self.use_attributes else {}
+            system, user = self._prompt(pair, attributes, target_words)
+            follow_up = ""
+            for round_number in range(self.max_rounds + 1):
+                request = ChatRequest.chat(
+                    system,
+                    user + follow_up,
+                    schema=answer_schema(self.reflection, max_chars=8 * target_words + 200),
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature,
+                    seed=self._seed(pair.query_id, pair.pos_id, slot, round_number),
+                )
+                try:
+                    answer, _ = await self.client.generate(request, NegativeAnswer if self.reflection else PlainNegativeAnswer)
+                except LLMError:
+                    self.stats.llm_errors += 1
+                    continue
+                text = " ".join(answer.negative.split())
+                reasoning = getattr(answer, "reasoning", "").strip()
+                aspect = getattr(answer, "aspect", "").strip()
+                self.stats.candidates += 1
+                vector = self.encoder.encode_documents([text])[0]
+                results = run_checks(
+                    text,
+                    reasoning,
+                    negative_vector=vector,
+                    query=pair.query,
+                    query_vector=query_vector,
+                    positive_vector=positive_vector,
+                    answer_sentence=answer_sentence,
+                    target_words=target_words,
+                    kept_vectors=kept_vectors,
+                    config=self.checks,
+                )
+                critique = await self._critique(pair, text, slot, round_number, results)
+                failed = [r for r in results if not r.passed]
+                if not failed:
+                    kept.append(self._negative(pair, text, reasoning, aspect, attributes, results, critique, round_number))
+                    kept_vectors.append(vector)
+                    self.stats.accepted += 1
+                    self.stats.rounds[round_number] += 1
+                    break
+                self.stats.rejected += 1
+                self.stats.check_failures.update(r.name for r in failed)
+                reasons = "; ".join(r.reason for r in failed)
+                follow_up = "\n\n" + self.templates.render("revise", reasons=reasons, previous=" ".join(text.split()[:60]))
+            else:
+                self.stats.failed_slots += 1
+        return TrainingInstance(
+            query_id=pair.query_id,
+            query=pair.query,
+            pos_ids=[pair.pos_id],
+            pos=[pair.positive],
+            negatives=kept,
+            pos_scores=[round(float(query_vector @ positive_vector), 4)],
+        )
+
+    async def _critique(
+        self, pair: Pair, text: str, slot: int, round_number: int, results: list[CheckResult]
+    ) -> dict[str, Any] | None:
+        if self.critique == "off":
+            return None
+        request = ChatRequest.chat(
+            None,
+            self.templates.render("critique", query=pair.query, negative=text),
+            schema=CRITIQUE_SCHEMA,
+            max_tokens=80,
+            temperature=0.0,
+            seed=self._seed("critique", pair.query_id, pair.pos_id, slot, round_number),
+        )
+        try:
+            answer, _ = await self.client.generate(request, CritiqueAnswer)
+        except LLMError:
+            self.stats.llm_errors += 1
+            return None
+        if self.critique == "enforce":
+            results.append(CheckResult("llm_critique", float(answer.answers_query), 0.0, not answer.answers_query,
+                                       f"it answers the query ({answer.reason})"))
+        return {"answers_query": answer.answers_query, "reason": answer.reason}
+
+    def _answer_sentence(self, pair: Pair, query_vector: np.ndarray) -> str:
+        parts = sentences(pair.positive) or [pair.positive]
+        if len(parts) == 1:
+            return parts[0]
+        vectors = self.encoder.encode_documents(parts)
+        return parts[int(np.argmax(vectors @ query_vector))]
+
+    def _negative(
+        self,
+        pair: Pair,
+        text: str,
+        reasoning: str,
+        aspect: str,
+        attributes: dict[str, str],
+        results: list[CheckResult],
+        critique: dict[str, Any] | None,
+        rounds: int,
+    ) -> Negative:
+        by_name = {r.name: r for r in results}
+        details: dict[str, Any] = {
+            "attributes": attributes,
+            "aspect": aspect,
+            "reasoning": reasoning,
+            "checks": {r.name: r.to_dict() for r in results},
+            "rounds": rounds,
+            "generator": self.generator,
+            "ablation": self.ablation,
+        }
+        if critique is not None:
+            details["critique"] = critique
+        digest = hashlib.sha1(f"{pair.query_id}\x00{pair.pos_id}\x00{text}".encode()).hexdigest()[:16]
+        query_similarity = round(float(by_name["on_topic"].value), 4)
+        return Negative(
+            text=text,
+            source="synthetic",
+            id=f"syn-{digest}",
+            score=query_similarity,
+            scores={
+                "query_similarity": query_similarity,
+                "positive_similarity": round(float(by_name["not_paraphrase"].value), 4),
+                "answer_leak": round(float(by_name["no_answer_leak"].value), 4),
+            },
+            details=details,
+        )
+
+    async def arun(self, pairs: list[Pair], output: str | Path, show_progress: bool = True) -> dict[str, Any]:
+        """Synthesize for every pair not yet in ``output``, appending records as pairs finish."""
+        start = time.perf_counter()
+        done = completed_pairs(output)
+        todo = [p for p in pairs if (p.query_id, p.pos_id) not in done]
+        self.stats.skipped_pairs += len(pairs) - len(todo)
+        if todo:
+            query_vectors = self.encoder.encode_queries([p.query for p in todo])
+            positive_vectors = self.encoder.encode_documents([p.positive for p in todo])
+        semaphore = asyncio.Semaphore(self.concurrency)
+        progress = tqdm(total=len(todo), desc="Synthesizing", unit="pair", disable=not show_progress)
+
+        async def one(index: int) -> None:
+            async with semaphore:
+                instance = await self.synthesize_pair(todo[index], query_vectors[index], positive_vectors[index])
+            write_training_set(output, [instance], append=True)
+            self.stats.pairs += 1
+            elapsed = max(1e-9, time.perf_counter() - start)
+            progress.set_postfix(
+                accepted=self.stats.accepted,
+                rate=f"{self.stats.accepted / max(1, self.stats.candidates):.0%}",
+                per_min=f"{60 * self.stats.accepted / elapsed:.1f}",
+            )
+            progress.update(1)
+
+        try:
+            await asyncio.gather(*(one(i) for i in range(len(todo))))
+        finally:
+            progress.close()
+            self.stats.seconds += time.perf_counter() - start
+        return self.report()
+
+    def run(self, pairs: list[Pair], output: str | Path, show_progress: bool = True) -> dict[str, Any]:
+        """Synchronous :meth:`arun`; returns the run statistics (synthesis and LLM usage)."""
+        return asyncio.run(self.arun(pairs, output, show_progress))
+
+    def report(self) -> dict[str, Any]:
+        return self.stats.to_dict() | self.client.stats.to_dict() | {"generator": self.generator}
+
+
+def completed_pairs(path: str | Path) -> set[tuple[str, str]]:
+    """(query id, positive id) of every record already in ``path``; a torn last line is dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return set()
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        # A run killed mid-write leaves a partial line: cut it so the pair is redone cleanly.
+        path.write_text("".join(lines[:-1]), encoding="utf-8")
+    return {(i.query_id, i.pos_ids[0]) for i in read_training_set(path)}
+
+
+def iter_negatives(path: str | Path) -> Iterator[tuple[TrainingInstance, Negative]]:
+    """Every synthetic negative of a synthesis output with its instance (for reports and benchmarks)."""
+    for instance in read_training_set(path):
+        for negative in instance.negatives:
+            yield instance, negative
+
+
+def synthesize(
+    pairs: Iterable[Pair],
+    output: str | Path,
+    client: LLMClient,
+    show_progress: bool = True,
+    **options: Any,
+) -> dict[str, Any]:
+    """The verb: synthesize negatives for ``pairs`` into ``output`` (see :class:`Synthesizer` options)."""
+    return Synthesizer(client, **options).run(list(pairs), output, show_progress)

@@ -1,0 +1,32 @@
+"""The training stage: contrastive fine-tuning of a bi-encoder on a syneg training set.
+
+- :func:`train` wires sentence-transformers' trainer: rows of (query, positive, hard negatives),
+  batches without duplicate texts, checkpoints, resumption and a model card.
+- :mod:`syneg.train.loss`: InfoNCE with temperature τ (``scale = 1 / τ``), optionally with guided
+  masking of false negatives.
+- :mod:`syneg.train.dataset`: training instances to trainer columns.
+- :func:`write_model_card`: the syneg section of the model card, rewritable after evaluation.
+
+sentence-transformers, ``datasets`` and ``accelerate`` are imported when a function needs them, so
+``import syneg`` stays fast.
+"""
+
+from __future__ import annotations
+
+from syneg.train.card import write_model_card
+from syneg.train.dataset import TrainingData, to_dataset
+from syneg.train.loss import DEFAULT_TEMPERATURE, TRAIN_LOSSES, TrainLoss, build_loss, temperature_to_scale
+from syneg.train.trainer import TrainResult, train
+
+__all__ = [
+    "DEFAULT_TEMPERATURE",
+    "TRAIN_LOSSES",
+    "TrainLoss",
+    "TrainResult",
+    "TrainingData",
+    "build_loss",
+    "temperature_to_scale",
+    "to_dataset",
+    "train",
+    "write_model_card",
+]

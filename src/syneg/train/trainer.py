@@ -1,0 +1,238 @@
+"""``train``: fine-tune a bi-encoder on a syneg training set with sentence-transformers' trainer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from syneg.data import TrainingInstance, read_training_set
+from syneg.train.card import write_model_card
+from syneg.train.dataset import TrainingData, to_dataset
+from syneg.train.loss import DEFAULT_TEMPERATURE, TrainLoss, build_loss
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer, SentenceTransformerModelCardData
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS_DIR = "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and how training ended."""
+
+    model_dir: Path
+    global_step: int
+    training_loss: float
+    data: TrainingData
+
+
+def train(
+    training_set: str | Path | Iterable[TrainingInstance],
+    output_dir: str | Path,
+    model: str = "default",
+    *,
+    temperature: float = DEFAULT_TEMPERATURE,
+    loss: TrainLoss = "infonce",
+    guide_model: str | None = None,
+    num_negatives: int | None = None,
+    batch_size: int = 32,
+    mini_batch_size: int = 32,
+    learning_rate: float = 2e-5,
+    epochs: float = 1.0,
+    max_steps: int | None = None,
+    warmup_ratio: float = 0.1,
+    weight_decay: float = 0.01,
+    max_seq_length: int | None = None,
+    query_prompt: str | None = None,
+    document_prompt: str | None = None,
+    seed: int = 42,
+    save_steps: int = 500,
+    save_total_limit: int | None = 2,
+    logging_steps: int = 10,
+    resume_from_checkpoint: bool | str = False,
+    evaluation: dict[str, float] | None = None,
+) -> TrainResult:
+    """Fine-tune ``model`` with InfoNCE over each row's positive, hard negatives and in-batch negatives.
+
+    The training set is a syneg/FlagEmbedding jsonl (``syneg mix`` output) or training instances.
+    Rows become ``(anchor, positive, negative_1..k)`` (see :mod:`syneg.train.dataset` for rows with
+    different numbers of negatives) and are batched with ``BatchSamplers.NO_DUPLICATES``, so no text
+    appears twice in a batch: a duplicate would be an in-batch "negative" equal to a positive. The
+    loss (:mod:`syneg.train.loss`) is ``MultipleNegativesRankingLoss`` with ``scale = 1 / temperature``
+    or, with ``loss="gist"``, the same with guided masking of false negatives.
+
+    The model, with its card (README.md: sentence-transformers' card plus a syneg section recording
+    the data file, the negative sources and their shares, the temperature, the hyper-parameters and
+    ``evaluation``) and ``syneg_training.json``, is saved in ``output_dir``; checkpoints go to
+    ``output_dir/checkpoints`` every ``save_steps`` steps.
+
+    Args:
+        training_set: A training-set jsonl path, or training instances.
+        output_dir: Folder of the trained model.
+        model: ``default`` (the embedded all-MiniLM-L6-v2) or a sentence-transformers model path.
+        temperature: τ of InfoNCE; paper default 0.02 (scale 50; sentence-transformers' default
+            scale 20 is τ = 0.05).
+        loss: ``infonce`` or ``gist`` (guided masking of in-batch false negatives).
+        guide_model: The guide of ``gist``; None for a frozen copy of ``model``.
+        num_negatives: Hard negatives per row; None for the smallest count in the training set.
+        batch_size: Rows per batch; each query sees ``batch_size * (1 + k) - 1`` negatives.
+        mini_batch_size: Texts per forward pass with ``gist`` (gradient caching).
+        learning_rate: Peak learning rate (linear warm-up, then linear decay).
+        epochs: Passes over the training set.
+        max_steps: Stop after this many optimizer steps (overrides ``epochs``); None for no limit.
+        warmup_ratio: Share of the steps spent warming the learning rate up, in [0, 1).
+        weight_decay: AdamW weight decay.
+        max_seq_length: Truncation length in tokens; None keeps the model's own (256 for MiniLM).
+        query_prompt: Text put before every query (e.g. ``"query: "`` for E5 models).
+        document_prompt: Text put before every positive and negative (e.g. ``"passage: "``).
+        seed: Seed of initialization, shuffling and sampling.
+        save_steps: Steps between checkpoints.
+        save_total_limit: Checkpoints kept (oldest deleted first); None keeps all.
+        logging_steps: Steps between loss log lines.
+        resume_from_checkpoint: True resumes from the last checkpoint in ``output_dir/checkpoints``
+            (starting fresh when there is none); a path resumes from that checkpoint.
+        evaluation: Metrics to record in the model card (more can be added later with
+            :func:`syneg.train.write_model_card`).
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Example::
+
+        from syneg.train import train
+
+        result = train("scifact-hybrid.jsonl", "models/scifact-hybrid", temperature=0.02, max_steps=100)
+        print(result.model_dir, result.training_loss, result.data.source_shares())
+
+    Recommendations: keep ``temperature``, ``batch_size``, ``seed`` and the number of negatives fixed
+    across the arms of a comparison, and vary only the training set (``syneg mix --strategy``).
+    On CPU, a lower ``max_seq_length`` (e.g. 128) makes every step cheaper; check that it still
+    covers most of your passages.
+    """
+    from sentence_transformers import (
+        SentenceTransformerModelCardData,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.base.sampler import BatchSamplers
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from syneg.retrieval.encoder import resolve_model
+
+    if not 0 <= warmup_ratio < 1:
+        raise ValueError(f"warmup_ratio must be in [0, 1) (got {warmup_ratio})")
+    output_dir = Path(output_dir)
+    if isinstance(training_set, (str, Path)):
+        source, instances = str(training_set), read_training_set(training_set)
+    else:
+        source, instances = "(training instances in memory)", training_set
+    data = to_dataset(instances, num_negatives=num_negatives)
+    logger.info(
+        "Training on %d rows from %d instances, %d hard negatives each (%s).",
+        data.rows,
+        data.instances,
+        data.num_negatives,
+        ", ".join(f"{s} {share:.1%}" for s, share in data.source_shares().items()) or "in-batch only",
+    )
+
+    path = resolve_model(model)
+    local = Path(path).is_dir()
+    card_data = SentenceTransformerModelCardData(
+        local_files_only=local, train_datasets=[{"name": Path(source).name}]
+    )
+    encoder = _load(path, local, card_data)
+    if max_seq_length is not None:
+        encoder.max_seq_length = max_seq_length
+    guide = None
+    if loss == "gist" and guide_model is not None:
+        guide_path = resolve_model(guide_model)
+        guide = _load(guide_path, Path(guide_path).is_dir())
+    criterion = build_loss(encoder, loss, temperature, guide=guide, mini_batch_size=mini_batch_size)
+
+    checkpoints = output_dir / CHECKPOINTS_DIR
+    resume: str | None = str(resume_from_checkpoint) if isinstance(resume_from_checkpoint, str) else None
+    if resume_from_checkpoint is True:
+        resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        if resume is None:
+            logger.info("No checkpoint in %s: training from the start.", checkpoints)
+
+    prompts = {"anchor": query_prompt} if query_prompt else {}
+    if document_prompt:
+        prompts.update({column: document_prompt for column in data.dataset.column_names[1:]})
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=epochs,
+        max_steps=max_steps if max_steps is not None else -1,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        # transformers 5 reads a warmup_steps below 1 as a ratio of the total steps.
+        warmup_steps=warmup_ratio,
+        weight_decay=weight_decay,
+        seed=seed,
+        data_seed=seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        prompts=prompts or None,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=save_total_limit,
+        logging_steps=logging_steps,
+        logging_first_step=True,
+        report_to="none",
+        dataloader_pin_memory=False,
+    )
+    trainer = SentenceTransformerTrainer(model=encoder, args=args, train_dataset=data.dataset, loss=criterion)
+    output = trainer.train(resume_from_checkpoint=resume)
+    encoder.save(str(output_dir))
+
+    hyperparameters = {
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "steps_trained": output.global_step,
+        "warmup_ratio": warmup_ratio,
+        "weight_decay": weight_decay,
+        "max_seq_length": encoder.max_seq_length,
+        "seed": seed,
+        "batch_sampler": "no_duplicates",
+    }
+    if loss == "gist":
+        hyperparameters["guide_model"] = guide_model or "frozen copy of the base model"
+        hyperparameters["mini_batch_size"] = mini_batch_size
+    if prompts:
+        hyperparameters["prompts"] = prompts
+    info = {
+        "training_set": source,
+        "instances": data.instances,
+        "rows": data.rows,
+        "num_negatives": data.num_negatives,
+        "source_counts": dict(data.source_counts),
+        "source_shares": data.source_shares(),
+        "filled": data.filled,
+        "base_model": "all-MiniLM-L6-v2 (syneg's embedded default)" if model == "default" else path,
+        "loss": loss,
+        "temperature": temperature,
+        "training_loss": output.training_loss,
+        "hyperparameters": hyperparameters,
+    }
+    write_model_card(output_dir, info, evaluation=evaluation)
+    logger.info(
+        "Saved the model to %s (%d steps, mean loss %.4f).",
+        output_dir,
+        output.global_step,
+        output.training_loss,
+    )
+    return TrainResult(output_dir, output.global_step, output.training_loss, data)
+
+
+def _load(
+    path: str, local: bool, card_data: SentenceTransformerModelCardData | None = None
+) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, local_files_only=local, model_card_data=card_data)
