@@ -27,9 +27,9 @@ from syneg.data import (
     write_training_set,
 )
 from syneg.evaluation import EvaluationResult, compare, evaluate, evaluate_run
-from syneg.mix import mix
+from syneg.mixing import mix
 from syneg.retrieval import DenseEncoder, mine
-from syneg.train import train
+from syneg.training import train
 
 __all__ = [
     "BeirDataset",

@@ -6,12 +6,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from syneg.data import DataError
+
+if TYPE_CHECKING:
+    from syneg.llm import LLMClient
 
 app = typer.Typer(
     name="syneg",
@@ -148,7 +151,7 @@ def mix(
 ) -> None:
     """Mix negative pools into a training set: hybrid (SyNeg), direct or single-source baselines."""
     from syneg.data import load_beir, read_training_set, write_training_set
-    from syneg.mix import mix as mix_negatives
+    from syneg.mixing import mix as mix_negatives
 
     instances, stats = mix_negatives(
         strategy,  # type: ignore[arg-type]
@@ -189,7 +192,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="Resume from the last checkpoint, if any.")] = False,
 ) -> None:
     """Fine-tune a bi-encoder with InfoNCE over positives, hard negatives and in-batch negatives."""
-    from syneg.train import train as train_model
+    from syneg.training import train as train_model
 
     train_model(
         training_set,
@@ -214,10 +217,167 @@ def train(
     )
 
 
+LLMBackendOption = Annotated[str, typer.Option("--backend", help="LLM backend: llama.cpp (in-process, offline) or openai (any OpenAI-compatible endpoint).")]
+LLMModelOption = Annotated[
+    str, typer.Option("--model", help="llama.cpp: qwen2.5-0.5b (default), smollm2-135m or a GGUF path; openai: the endpoint's model name.")
+]
+BaseUrlOption = Annotated[Optional[str], typer.Option(help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")]
+ApiKeyEnvOption = Annotated[str, typer.Option(help="Environment variable holding the API key (never logged).")]
+ConcurrencyOption = Annotated[int, typer.Option(help="openai: requests in flight (pairs synthesized at once).")]
+LLMCacheOption = Annotated[Optional[Path], typer.Option("--cache", help="LLM request cache (default: $SYNEG_CACHE_DIR/llm-cache.sqlite).")]
+
+
+def _llm_client(backend: str, model: str, base_url: str | None, api_key_env: str, concurrency: int, cache: Path | None,
+                no_cache: bool, timeout: float = 120.0, structured_output: str = "json_schema", grammar: bool = True,
+                threads: int | None = None) -> LLMClient:
+    from syneg.llm import make_client
+
+    return make_client(
+        backend,  # type: ignore[arg-type]
+        model="qwen2.5-0.5b" if model == "default" and backend == "llama.cpp" else model,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        timeout=timeout,
+        structured_output=structured_output,  # type: ignore[arg-type]
+        grammar=grammar,
+        n_threads=threads,
+        cache=False if no_cache else (cache or True),
+    )
+
+
+@app.command("propose-attributes")
+def propose_attributes(
+    data_dir: DataDir,
+    output: Annotated[Path, typer.Option("--output", "-o", help="YAML attribute file to write (edit it, then pass it to synthesize).")],
+    sample_size: Annotated[int, typer.Option(help="Documents sampled from the corpus.")] = 12,
+    seed: Annotated[int, typer.Option()] = 0,
+    backend: LLMBackendOption = "llama.cpp",
+    model: LLMModelOption = "default",
+    base_url: BaseUrlOption = None,
+    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
+    cache: LLMCacheOption = None,
+) -> None:
+    """Ask the LLM to name the domains of a sample of the corpus and write an editable attribute file."""
+    import asyncio
+
+    from syneg.data import load_beir
+    from syneg.synth import propose_attributes as propose
+
+    client = _llm_client(backend, model, base_url, api_key_env, 4, cache, False)
+    dataset = load_beir(data_dir, split=None)
+    try:
+        attributes = asyncio.run(propose(dataset, client, sample_size=sample_size, seed=seed))
+    finally:
+        asyncio.run(client.aclose())
+    attributes.save(output)
+    stderr.print(f"Wrote {len(attributes.domain)} domains to {output}: {', '.join(attributes.domain)}")
+
+
+@app.command()
+def synthesize(
+    data: Annotated[Path, typer.Argument(help="A BEIR dataset folder, or a training-set jsonl (e.g. from `syneg mine`).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Training-set jsonl to append to (pairs already in it are skipped).")],
+    split: Annotated[str, typer.Option(help="The qrels split whose (query, positive) pairs get negatives.")] = "train",
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N pairs.")] = None,
+    negatives_per_pair: Annotated[int, typer.Option(help="Negatives kept per pair (K).")] = 1,
+    attributes: Annotated[
+        Optional[str],
+        typer.Option(help="Attribute YAML file, or a shipped example (scifact). Default: proposed by the LLM, saved beside --output."),
+    ] = None,
+    max_rounds: Annotated[int, typer.Option(help="Revisions of a candidate that fails a check.")] = 2,
+    ablation: Annotated[str, typer.Option(help="none, no-attributes or no-attributes-no-reflection (the paper's ablations).")] = "none",
+    critique: Annotated[str, typer.Option(help="LLM self-critique: off, record or enforce.")] = "off",
+    prompt_style: Annotated[str, typer.Option(help="two-step (reflect, then write) or single (one JSON answer).")] = "two-step",
+    prompts: Annotated[Optional[Path], typer.Option(help="Folder of prompt templates overriding the shipped ones.")] = None,
+    max_words: Annotated[int, typer.Option(help="Cap on the target length of a negative, in words.")] = 80,
+    max_tokens: Annotated[int, typer.Option(help="Generation budget per LLM answer.")] = 220,
+    temperature: Annotated[float, typer.Option()] = 0.7,
+    min_query_similarity: Annotated[float, typer.Option(help="On-topic floor: dense similarity to the query.")] = 0.3,
+    max_positive_similarity: Annotated[float, typer.Option(help="Paraphrase cap: dense similarity to the positive.")] = 0.9,
+    positive_ratio: Annotated[float, typer.Option(help="Positive-aware cap: similarity to the query at most this x the positive's.")] = 0.95,
+    max_answer_leak: Annotated[float, typer.Option(help="Cap on the share of the answer sentence's bigrams reused.")] = 0.3,
+    seed: Annotated[int, typer.Option()] = 0,
+    backend: LLMBackendOption = "llama.cpp",
+    model: LLMModelOption = "default",
+    base_url: BaseUrlOption = None,
+    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
+    concurrency: ConcurrencyOption = 4,
+    timeout: Annotated[float, typer.Option(help="openai: seconds per request before retrying.")] = 120.0,
+    structured_output: Annotated[str, typer.Option(help="openai: json_schema, json_object or none.")] = "json_schema",
+    grammar: Annotated[bool, typer.Option(help="llama.cpp: enforce the JSON schema with a grammar.")] = True,
+    threads: Annotated[Optional[int], typer.Option(help="llama.cpp: CPU threads (default: half the cores).")] = None,
+    cache: LLMCacheOption = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the LLM even for requests answered before.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run statistics as JSON on stdout.")] = False,
+) -> None:
+    """Synthesize hard negatives with an LLM for each (query, positive) pair: attributes, reflection, checks, revision."""
+    import asyncio
+
+    from syneg.data import load_beir
+    from syneg.synth import AttributeSet, CheckConfig, PromptTemplates, Synthesizer, pairs_from_beir, pairs_from_training_set
+    from syneg.synth import propose_attributes as propose
+
+    if data.is_file():
+        pairs = pairs_from_training_set(data, limit=limit)
+        dataset = None
+    else:
+        dataset = load_beir(data, split=split)
+        pairs = pairs_from_beir(dataset, limit=limit)
+    client = _llm_client(backend, model, base_url, api_key_env, concurrency, cache, no_cache, timeout, structured_output, grammar, threads)
+    try:
+        if attributes is not None:
+            attribute_set = AttributeSet.from_spec(attributes)
+        elif ablation != "none":
+            attribute_set = None
+        else:
+            proposed = output.with_name(output.name + ".attributes.yaml")
+            if proposed.is_file():
+                attribute_set = AttributeSet.load(proposed)
+            elif dataset is None:
+                raise ValueError("A training-set jsonl has no corpus to propose attributes from: pass --attributes")
+            else:
+                attribute_set = asyncio.run(propose(dataset, client, sample_size=12, seed=seed))
+                attribute_set.save(proposed)
+                stderr.print(f"Proposed domains {', '.join(attribute_set.domain)}; saved to {proposed} (edit it and rerun).")
+        synthesizer = Synthesizer(
+            client,
+            attributes=attribute_set,
+            negatives_per_pair=negatives_per_pair,
+            max_rounds=max_rounds,
+            ablation=ablation,  # type: ignore[arg-type]
+            critique=critique,  # type: ignore[arg-type]
+            checks=CheckConfig(
+                min_query_similarity=min_query_similarity,
+                max_positive_similarity=max_positive_similarity,
+                positive_ratio=positive_ratio,
+                max_answer_leak=max_answer_leak,
+            ),
+            max_words=max_words,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            concurrency=concurrency if backend == "openai" else 1,
+            templates=PromptTemplates(prompts),
+            prompt_style=prompt_style,  # type: ignore[arg-type]
+        )
+        stats = synthesizer.run(pairs, output, show_progress=True)
+    finally:
+        asyncio.run(client.aclose())
+    if as_json:
+        print(json.dumps({"output": str(output), **stats}, indent=2))
+    else:
+        stderr.print(
+            f"Wrote {stats['pairs']} pairs to {output} ({stats['skipped_pairs']} already there): "
+            f"{stats['accepted']} negatives accepted, {stats['rejected']} candidates rejected, "
+            f"{stats['requests']} LLM requests, {stats['cache_hits']} cache hits."
+        )
+
+
 def main() -> None:
     """Entry point: input errors become one clear line and exit code 2, not a traceback."""
     try:
         app()
     except (DataError, ValueError, FileNotFoundError, ImportError) as error:
-        stderr.print(f"[bold red]error:[/bold red] {error}", highlight=False)
+        stderr.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -100,8 +100,13 @@ class LLMClient:
             key = attempt_request.cache_key(self.backend.name, self.backend.model)
             completion = self.cache.get(key) if self.cache is not None else None
             if completion is not None:
-                self.stats.cache_hits += 1
-                return answer_type.model_validate(parse_json_answer(completion.text, fields)), completion
+                try:
+                    answer = answer_type.model_validate(parse_json_answer(completion.text, fields))
+                except (LLMError, ValidationError):
+                    pass  # cached under an older answer type: ask again
+                else:
+                    self.stats.cache_hits += 1
+                    return answer, completion
             try:
                 completion = await self.backend.complete(attempt_request)
             except LLMError as error:

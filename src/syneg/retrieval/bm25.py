@@ -68,7 +68,7 @@ class BM25Retriever:
         k_eff = min(k, len(self.doc_ids))
         indices, scores = self.index.retrieve(tokens, k=k_eff, show_progress=self.show_progress, n_threads=0)
         doc_ids, kept_scores = [], []
-        for row_indices, row_scores in zip(indices, scores):
+        for row_indices, row_scores in zip(indices, scores, strict=True):
             keep = row_scores > 0
             doc_ids.append([self.doc_ids[i] for i in row_indices[keep]])
             kept_scores.append(np.asarray(row_scores[keep], dtype=np.float32))

@@ -44,7 +44,7 @@ class DenseRetriever:
         indices, scores = top_k(query_embeddings, self.doc_embeddings, k, backend=self.search_backend)
         return SearchResult(
             doc_ids=[[self.doc_ids[i] for i in row if i >= 0] for row in indices],
-            scores=[row[indices_row >= 0] for row, indices_row in zip(scores, indices)],
+            scores=[row[indices_row >= 0] for row, indices_row in zip(scores, indices, strict=True)],
         )
 
     def score(self, query_embedding: np.ndarray, doc_ids: list[str]) -> np.ndarray:

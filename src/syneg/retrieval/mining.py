@@ -210,17 +210,19 @@ def mine(
     scorer = "dense" if dense is not None else "bm25"
     stats = MiningStats(scorer=scorer, num_negatives=num_negatives, queries=len(query_ids))
     instances: list[TrainingInstance] = []
-    for index, query_id in enumerate(tqdm(query_ids, desc="Selecting negatives", disable=not show_progress)):
-        def scores_of(doc_ids: list[str]) -> dict[str, np.ndarray]:
-            known = {}
-            if dense is not None:
-                known["dense"] = dense.score(query_embeddings[index], doc_ids)
-            if bm25 is not None:
-                known["bm25"] = bm25.score(query_texts[index], doc_ids)
-            return known
 
+    def scores_of(index: int, doc_ids: list[str]) -> dict[str, np.ndarray]:
+        """Every score known for the documents against query ``index``, by scorer."""
+        known = {}
+        if dense is not None:
+            known["dense"] = dense.score(query_embeddings[index], doc_ids)
+        if bm25 is not None:
+            known["bm25"] = bm25.score(query_texts[index], doc_ids)
+        return known
+
+    for index, query_id in enumerate(tqdm(query_ids, desc="Selecting negatives", disable=not show_progress)):
         positive_ids = positives[query_id]
-        positive_scores = scores_of(positive_ids)
+        positive_scores = scores_of(index, positive_ids)
         threshold_base = float(positive_scores[scorer].min()) if positive_ids else None
 
         per_source: dict[str, list[tuple[str, dict[str, float]]]] = {}
@@ -228,7 +230,7 @@ def mine(
             candidates = [d for d in ranking[index] if d not in excluded[query_id]][:range_max]
             stats.candidates += min(len(ranking[index]), range_max)
             stats.removed["positives"] += min(len(ranking[index]), range_max) - len(candidates)
-            candidate_scores = scores_of(candidates)
+            candidate_scores = scores_of(index, candidates)
             survivors = []
             for position, doc_id in enumerate(candidates):
                 score = float(candidate_scores[scorer][position])

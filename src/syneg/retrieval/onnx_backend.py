@@ -78,7 +78,7 @@ class OnnxSentenceEncoder:
                 self.model = model  # a submodule, so its weights export as initializers that can be quantized
 
             def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-                return self.model({**dict(zip(names, inputs)), **constants})["sentence_embedding"]
+                return self.model({**dict(zip(names, inputs, strict=True)), **constants})["sentence_embedding"]
 
         sample = self.model.preprocess(["a first example sentence", "a second, longer example sentence for export"])
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ class SearchResult:
     def as_run(self, query_ids: list[str]) -> dict[str, dict[str, float]]:
         """The result as a run: ``{query id: {doc id: score}}`` (the format of pytrec_eval and ranx)."""
         return {
-            query_id: {doc_id: float(score) for doc_id, score in zip(ids, scores)}
+            query_id: {doc_id: float(score) for doc_id, score in zip(ids, scores, strict=True)}
             for query_id, ids, scores in zip(query_ids, self.doc_ids, self.scores, strict=True)
         }
 

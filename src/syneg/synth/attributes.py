@@ -87,9 +87,19 @@ class AttributeSet:
         Path(path).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
     @classmethod
+    def from_spec(cls, spec: str | Path) -> AttributeSet:
+        """A YAML file path, or the name of a shipped example (``scifact``)."""
+        if Path(spec).exists() or str(spec).endswith((".yaml", ".yml")):
+            return cls.load(spec)
+        return cls.example(str(spec))
+
+    @classmethod
     def example(cls, name: str = "scifact") -> AttributeSet:
         """An attribute file shipped with syneg (``scifact``: the paper's values)."""
-        return cls.load(example_path(name))
+        path = example_path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"No attribute file {name!r} and no shipped example of that name (try scifact)")
+        return cls.load(path)
 
 
 def example_path(name: str = "scifact") -> Path:

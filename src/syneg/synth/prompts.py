@@ -5,8 +5,11 @@ The shipped templates live in ``syneg/synth/prompts/*.txt`` and use ``$name`` pl
 :class:`PromptTemplates` to override any of them: a file with the same name there wins.
 
 Templates: ``system`` (the expert role, with ``$domain``), ``system_plain`` (no attributes),
-``generate`` (``$query``, ``$positive``, ``$attributes``), ``generate_plain`` (no reasoning: the
-paper's "without attributes and reflection" ablation), ``revise`` (``$reasons``, ``$previous``),
+``reflect`` (``$query``, ``$positive``: the aspect and reasoning) and ``write`` (``$aspect``,
+``$subject``, ``$attributes``: the text) for the two-step prompt, ``generate`` (``$query``,
+``$positive``, ``$attributes``) for the single-call prompt, ``generate_plain`` (no reasoning: the
+paper's "without attributes and reflection" ablation), ``revise`` (``$reasons``; ``$previous``, the rejected text, is available too, but small models copy
+it back verbatim, so the shipped template leaves it out),
 ``critique`` (``$query``, ``$negative``) and ``propose_domains`` (``$samples``).
 """
 
@@ -16,7 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 from string import Template
 
-NAMES = ("system", "system_plain", "generate", "generate_plain", "revise", "critique", "propose_domains")
+NAMES = ("system", "system_plain", "reflect", "write", "generate", "generate_plain", "revise", "critique", "propose_domains")
 
 
 class PromptTemplates:

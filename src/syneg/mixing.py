@@ -42,7 +42,7 @@ source (training keeps the first ``k`` when it has to truncate).
 Example::
 
     >>> from syneg.data import Negative, TrainingInstance
-    >>> from syneg.mix import mix
+    >>> from syneg.mixing import mix
     >>> retrieved = [TrainingInstance("q1", "what is a tide?", ["d1"], ["Tides are ..."],
     ...     [Negative(f"bm25 text {i}", "bm25", id=f"b{i}") for i in range(5)])]
     >>> synthetic = [TrainingInstance("q1", "what is a tide?", ["d1"], ["Tides are ..."],

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syneg.data import TrainingInstance, read_training_set
-from syneg.train.card import write_model_card
-from syneg.train.dataset import TrainingData, to_dataset
-from syneg.train.loss import DEFAULT_TEMPERATURE, TrainLoss, build_loss
+from syneg.training.card import write_model_card
+from syneg.training.dataset import TrainingData, to_dataset
+from syneg.training.loss import DEFAULT_TEMPERATURE, TrainLoss, build_loss
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer, SentenceTransformerModelCardData
@@ -60,10 +60,10 @@ def train(
     """Fine-tune ``model`` with InfoNCE over each row's positive, hard negatives and in-batch negatives.
 
     The training set is a syneg/FlagEmbedding jsonl (``syneg mix`` output) or training instances.
-    Rows become ``(anchor, positive, negative_1..k)`` (see :mod:`syneg.train.dataset` for rows with
+    Rows become ``(anchor, positive, negative_1..k)`` (see :mod:`syneg.training.dataset` for rows with
     different numbers of negatives) and are batched with ``BatchSamplers.NO_DUPLICATES``, so no text
     appears twice in a batch: a duplicate would be an in-batch "negative" equal to a positive. The
-    loss (:mod:`syneg.train.loss`) is ``MultipleNegativesRankingLoss`` with ``scale = 1 / temperature``
+    loss (:mod:`syneg.training.loss`) is ``MultipleNegativesRankingLoss`` with ``scale = 1 / temperature``
     or, with ``loss="gist"``, the same with guided masking of false negatives.
 
     The model, with its card (README.md: sentence-transformers' card plus a syneg section recording
@@ -97,14 +97,14 @@ def train(
         resume_from_checkpoint: True resumes from the last checkpoint in ``output_dir/checkpoints``
             (starting fresh when there is none); a path resumes from that checkpoint.
         evaluation: Metrics to record in the model card (more can be added later with
-            :func:`syneg.train.write_model_card`).
+            :func:`syneg.training.write_model_card`).
 
     Returns:
         A :class:`TrainResult`.
 
     Example::
 
-        from syneg.train import train
+        from syneg.training import train
 
         result = train("scifact-hybrid.jsonl", "models/scifact-hybrid", temperature=0.02, max_steps=100)
         print(result.model_dir, result.training_loss, result.data.source_shares())

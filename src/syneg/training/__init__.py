@@ -2,9 +2,9 @@
 
 - :func:`train` wires sentence-transformers' trainer: rows of (query, positive, hard negatives),
   batches without duplicate texts, checkpoints, resumption and a model card.
-- :mod:`syneg.train.loss`: InfoNCE with temperature τ (``scale = 1 / τ``), optionally with guided
+- :mod:`syneg.training.loss`: InfoNCE with temperature τ (``scale = 1 / τ``), optionally with guided
   masking of false negatives.
-- :mod:`syneg.train.dataset`: training instances to trainer columns.
+- :mod:`syneg.training.dataset`: training instances to trainer columns.
 - :func:`write_model_card`: the syneg section of the model card, rewritable after evaluation.
 
 sentence-transformers, ``datasets`` and ``accelerate`` are imported when a function needs them, so
@@ -13,10 +13,10 @@ sentence-transformers, ``datasets`` and ``accelerate`` are imported when a funct
 
 from __future__ import annotations
 
-from syneg.train.card import write_model_card
-from syneg.train.dataset import TrainingData, to_dataset
-from syneg.train.loss import DEFAULT_TEMPERATURE, TRAIN_LOSSES, TrainLoss, build_loss, temperature_to_scale
-from syneg.train.trainer import TrainResult, train
+from syneg.training.card import write_model_card
+from syneg.training.dataset import TrainingData, to_dataset
+from syneg.training.loss import DEFAULT_TEMPERATURE, TRAIN_LOSSES, TrainLoss, build_loss, temperature_to_scale
+from syneg.training.trainer import TrainResult, train
 
 __all__ = [
     "DEFAULT_TEMPERATURE",

@@ -8,7 +8,7 @@ facts are kept in ``syneg_training.json`` beside the card, from which the sectio
 
 Example::
 
-    from syneg.train import write_model_card
+    from syneg.training import write_model_card
 
     write_model_card("models/scifact-hybrid", evaluation={"ndcg@10": 0.712, "recall@100": 0.95})
 """
@@ -38,7 +38,7 @@ def write_model_card(
     """Write (or rewrite) the syneg section of ``model_dir/README.md``; returns the card's path.
 
     Args:
-        model_dir: A model folder written by :func:`syneg.train.train`.
+        model_dir: A model folder written by :func:`syneg.training.train`.
         info: The training facts; None reads them from ``syneg_training.json`` in ``model_dir``.
         evaluation: Metrics to record (e.g. ``{"ndcg@10": 0.71}``); merged into earlier ones.
 

@@ -15,7 +15,7 @@ from syneg.data import (
     read_training_set,
     write_training_set,
 )
-from syneg.mix import MixStats, mix, synthetic_count
+from syneg.mixing import MixStats, mix, synthetic_count
 
 
 def pool(query_id: str, doc_id: str, counts: dict[str, int]) -> TrainingInstance:
@@ -105,7 +105,7 @@ def test_hybrid_fills_from_random_when_both_pools_run_out(corpus: dict[str, Docu
 
 
 def test_short_instances_are_counted_without_a_corpus(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="syneg.mix"):
+    with caplog.at_level(logging.WARNING, logger="syneg.mixing"):
         instances, stats = mix("synthetic", (), pools(3, synthetic=1), num_negatives=3)
     assert [len(i.negatives) for i in instances] == [1, 1, 1]
     assert stats.short == 3
@@ -113,7 +113,7 @@ def test_short_instances_are_counted_without_a_corpus(caplog: pytest.LogCaptureF
 
 
 def test_an_empty_pool_is_reported(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="syneg.mix"):
+    with caplog.at_level(logging.WARNING, logger="syneg.mixing"):
         instances, stats = mix("hybrid", pools(2, bm25=5), num_negatives=3)
     assert all(sources(i) == {"bm25": 3} for i in instances)
     assert stats.fills == {("synthetic", "retrieved"): 2}

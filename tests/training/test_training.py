@@ -8,9 +8,9 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from syneg.data import Negative, TrainingInstance, demo_path, load_beir, write_training_set
-from syneg.mix import mix
+from syneg.mixing import mix
 from syneg.retrieval.encoder import resolve_model
-from syneg.train import build_loss, temperature_to_scale, to_dataset, train, write_model_card
+from syneg.training import build_loss, temperature_to_scale, to_dataset, train, write_model_card
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,3 @@
+from syneg.cli import main
+
+main()

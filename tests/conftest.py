@@ -1,0 +1,51 @@
+"""Shared fixtures: an isolated cache, the demo dataset, and the real BEIR datasets in ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from syneg.data import demo_path, load_beir
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test run gets its own syneg cache: no test leans on what an earlier run left behind."""
+    cache = tmp_path_factory.mktemp("syneg-cache")
+    patcher = pytest.MonkeyPatch()
+    patcher.setenv("SYNEG_CACHE_DIR", str(cache))
+    yield cache
+    patcher.undo()
+
+
+@pytest.fixture(scope="session")
+def demo_train():
+    return load_beir(demo_path(), split="train")
+
+
+@pytest.fixture(scope="session")
+def demo_test():
+    return load_beir(demo_path(), split="test")
+
+
+def shared_dataset(name: str) -> Path:
+    path = SHARED_DATASETS / name
+    if not (path / "corpus.jsonl").is_file():
+        pytest.skip(f"real dataset {name!r} not found at {path} (expected ../shared/datasets beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def scifact_path() -> Path:
+    return shared_dataset("scifact")
+
+
+@pytest.fixture(scope="session")
+def dense_encoder():
+    """The real embedded all-MiniLM-L6-v2, loaded once for the session."""
+    from syneg.retrieval import DenseEncoder
+
+    return DenseEncoder("default", show_progress=False)

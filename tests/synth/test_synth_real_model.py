@@ -1,0 +1,138 @@
+"""Synthesis end to end with real embedded models (SmolLM2-135M for speed, Qwen2.5-0.5B in a slow test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from syneg.data import demo_path, load_beir, read_training_set
+from syneg.llm import ChatRequest, LLMError, make_client, parse_json_answer
+from syneg.synth import AttributeSet, Synthesizer, pairs_from_beir, propose_attributes_sync
+
+SYNEG = str(Path(sys.executable).parent / "syneg")
+
+
+@pytest.fixture(scope="module")
+def demo_pairs():
+    return pairs_from_beir(load_beir(demo_path(), "train"), limit=2)
+
+
+@pytest.fixture(scope="module")
+def smol_run(demo_pairs, tmp_path_factory, encoder):
+    folder = tmp_path_factory.mktemp("smol")
+    client = make_client("llama.cpp", "smollm2-135m", cache=folder / "cache.sqlite")
+    synthesizer = Synthesizer(client, attributes=AttributeSet(domain=["Immunology", "Medicine"]), negatives_per_pair=1,
+                              max_rounds=0, max_tokens=120, encoder=encoder)
+    stats = synthesizer.run(demo_pairs, folder / "out.jsonl", show_progress=False)
+    return folder, client, stats
+
+
+def test_output_is_a_training_set_with_provenance(smol_run, demo_pairs):
+    folder, _, stats = smol_run
+    instances = list(read_training_set(folder / "out.jsonl"))
+    assert [(i.query_id, i.pos_ids) for i in instances] == [(p.query_id, [p.pos_id]) for p in demo_pairs]
+    negatives = [n for i in instances for n in i.negatives]
+    assert len(negatives) == stats["accepted"] and all(len(i.negatives) <= 1 for i in instances)
+    assert stats["candidates"] == stats["accepted"] + stats["rejected"]
+    for negative in negatives:
+        assert negative.source == "synthetic" and negative.id.startswith("syn-")
+        assert negative.score == negative.scores["query_similarity"]
+        details = negative.details
+        assert set(details["attributes"]) == {"domain", "difficulty", "length"}
+        assert details["generator"] == "llama.cpp:smollm2-135m" and details["rounds"] == 0
+        assert all(check["passed"] for check in details["checks"].values())
+        assert {"on_topic", "not_paraphrase", "below_positive", "no_answer_leak", "not_duplicate", "length", "not_echo"} == set(details["checks"])
+
+
+def test_rerun_is_served_from_cache(smol_run, demo_pairs, encoder):
+    folder, client, first = smol_run
+    assert first["requests"] > 0
+    again = make_client("llama.cpp", "smollm2-135m", cache=folder / "cache.sqlite")
+    stats = Synthesizer(again, attributes=AttributeSet(domain=["Immunology", "Medicine"]), negatives_per_pair=1,
+                        max_rounds=0, max_tokens=120, encoder=encoder).run(demo_pairs, folder / "rerun.jsonl", show_progress=False)
+    assert stats["requests"] == 0 and stats["cache_hits"] == first["requests"] - sum(first["failures"].values())
+    assert (folder / "rerun.jsonl").read_text() == (folder / "out.jsonl").read_text()
+
+
+def test_parser_on_real_unconstrained_output(smol_run):
+    """Without a grammar the model writes what it likes: the parser returns a dict or a typed failure."""
+    client = make_client("llama.cpp", "smollm2-135m", grammar=False, cache=False)
+    request = ChatRequest.chat(None, 'Name a field of biology. Reply with JSON: {"field": "<name>"}', max_tokens=30, seed=3)
+    import asyncio
+
+    completion = asyncio.run(client.backend.complete(request))
+    try:
+        parsed = parse_json_answer(completion.text, ["field"])
+    except LLMError as error:
+        assert error.kind in ("empty", "invalid_json")
+    else:
+        assert isinstance(parsed, dict) and parsed
+
+
+def test_ablation_without_attributes_and_reflection(demo_pairs, tmp_path, encoder):
+    client = make_client("llama.cpp", "smollm2-135m", cache=tmp_path / "c.sqlite")
+    synthesizer = Synthesizer(client, ablation="no-attributes-no-reflection", max_rounds=3, encoder=encoder)
+    stats = synthesizer.run(demo_pairs[:1], tmp_path / "out.jsonl", show_progress=False)
+    assert stats["candidates"] <= 1 and stats["requests"] <= 3  # no revision rounds, no reflection call
+    sent = client.cache._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+    assert sent <= 1
+    for instance in read_training_set(tmp_path / "out.jsonl"):
+        for negative in instance.negatives:
+            assert negative.details["attributes"] == {} and negative.details["reasoning"] == ""
+
+
+def test_propose_attributes_names_domains(tmp_path):
+    client = make_client("llama.cpp", "smollm2-135m", cache=tmp_path / "c.sqlite")
+    attributes = propose_attributes_sync(load_beir(demo_path(), "train"), client, sample_size=4, per_prompt=4)
+    assert attributes.domain and all(isinstance(d, str) and d for d in attributes.domain)
+    attributes.save(tmp_path / "a.yaml")
+    assert AttributeSet.load(tmp_path / "a.yaml").domain == attributes.domain
+
+
+def synthesize_cli(output: Path, *extra: str) -> list[str]:
+    return [SYNEG, "synthesize", str(demo_path()), "--split", "train", "--output", str(output), "--json", *extra]
+
+
+@pytest.mark.slow
+def test_killed_cli_run_resumes_and_rerun_makes_no_calls(tmp_path):
+    output = tmp_path / "neg.jsonl"
+    command = synthesize_cli(output, "--limit", "2", "--negatives-per-pair", "1", "--model", "smollm2-135m",
+                             "--attributes", "scifact", "--max-rounds", "0")
+    env = os.environ | {"SYNEG_CACHE_DIR": str(tmp_path / "cache")}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (output.is_file() and output.read_text().count("\n") >= 1):
+        assert process.poll() is None and time.monotonic() < deadline, "no pair written before the run ended"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = output.read_text().count("\n")
+    assert written == 1
+
+    resumed = json.loads(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
+    assert resumed["skipped_pairs"] == 1 and resumed["pairs"] == 1
+    assert len(list(read_training_set(output))) == 2
+
+    rerun = json.loads(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
+    assert rerun["requests"] == 0 and rerun["skipped_pairs"] == 2
+    for key in ("requests", "cache_hits", "accepted", "rejected"):
+        assert key in rerun
+
+
+@pytest.mark.slow
+def test_cli_with_the_embedded_default_model(tmp_path):
+    output = tmp_path / "neg.jsonl"
+    result = subprocess.run(synthesize_cli(output, "--limit", "1", "--negatives-per-pair", "1", "--attributes", "scifact",
+                                           "--max-rounds", "0"), capture_output=True, text=True, check=True)
+    stats = json.loads(result.stdout)
+    assert stats["generator"] == "llama.cpp:qwen2.5-0.5b" and stats["requests"] >= 1
+    assert stats["accepted"] + stats["rejected"] == stats["candidates"]
+    record = json.loads(output.read_text().splitlines()[0])
+    assert record["query_id"] and record["pos_ids"]

@@ -1,0 +1,73 @@
+"""The reflect-write-check-revise loop, with a scripted backend whose answers are known in advance."""
+
+from __future__ import annotations
+
+import json
+
+from syneg.llm import ChatRequest, Completion, LLMClient
+from syneg.synth import AttributeSet, Pair, Synthesizer
+
+PAIR = Pair(
+    "q1",
+    "How long does caffeine stay in the body?",
+    "d1",
+    "Caffeine metabolism. Caffeine has a half-life of about five hours in healthy adults, so a quarter of a dose "
+    "is still present ten hours later. Pregnancy and some medicines slow its clearance.",
+)
+ECHO = "This passage does not answer the query about caffeine in the body because it is about something else entirely."
+GOOD = ("Caffeine is found in coffee, tea, cocoa and many soft drinks. A cup of brewed coffee holds about ninety "
+        "milligrams of caffeine, while black tea holds roughly half as much, and decaffeinated coffee still keeps a few milligrams.")
+
+
+class ScriptedBackend:
+    name = "scripted"
+    model = "script"
+
+    def __init__(self, negatives: list[str]) -> None:
+        self.negatives = list(negatives)
+        self.prompts: list[str] = []
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        self.prompts.append(request.messages[-1][1])
+        if "aspect" in (request.schema or {}).get("properties", {}):
+            text = json.dumps({"aspect": "caffeine in drinks", "reasoning": "Same substance, but no half-life."})
+        else:
+            text = json.dumps({"negative": self.negatives.pop(0)})
+        return Completion(text=text, prompt_tokens=10, completion_tokens=10, latency=0.01)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_failed_candidate_is_revised_with_the_reasons(tmp_path, encoder):
+    backend = ScriptedBackend([ECHO, GOOD])
+    synthesizer = Synthesizer(LLMClient(backend), attributes=AttributeSet(domain=["Pharmacology"]), max_rounds=2,
+                              encoder=encoder)
+    stats = synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
+    assert stats["candidates"] == 2 and stats["accepted"] == 1 and stats["rejected"] == 1
+    assert stats["check_failures"] == {"not_echo": 1} and stats["rounds_of_accepted"] == {"1": 1}
+    revision_prompt = backend.prompts[-1]
+    assert "rejected because" in revision_prompt and "talks about the task" in revision_prompt
+    assert ECHO not in revision_prompt  # small models copy a rejected text back verbatim
+    line = json.loads((tmp_path / "out.jsonl").read_text())
+    details = line["neg_details"][0]
+    assert line["neg"] == [GOOD] and line["neg_sources"] == ["synthetic"]
+    assert details["rounds"] == 1 and details["aspect"] == "caffeine in drinks"
+    assert details["attributes"]["domain"] == "Pharmacology" and details["generator"] == "scripted:script"
+    assert "You are an expert in Pharmacology." in json.dumps(synthesizer.templates.render("system", domain="Pharmacology"))
+
+
+def test_slot_fails_after_max_rounds(tmp_path, encoder):
+    synthesizer = Synthesizer(LLMClient(ScriptedBackend([ECHO] * 3)), max_rounds=2, encoder=encoder)
+    stats = synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
+    assert stats["candidates"] == 3 and stats["accepted"] == 0 and stats["failed_slots"] == 1
+    assert json.loads((tmp_path / "out.jsonl").read_text())["neg"] == []  # the pair is recorded as done
+
+
+def test_torn_last_line_is_redone(tmp_path, encoder):
+    output = tmp_path / "out.jsonl"
+    Synthesizer(LLMClient(ScriptedBackend([GOOD])), encoder=encoder).run([PAIR], output, show_progress=False)
+    complete = output.read_text()
+    output.write_text(complete + complete[:40])  # a run killed mid-write
+    stats = Synthesizer(LLMClient(ScriptedBackend([GOOD])), encoder=encoder).run([PAIR], output, show_progress=False)
+    assert stats["skipped_pairs"] == 1 and output.read_text() == complete

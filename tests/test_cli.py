@@ -1,0 +1,59 @@
+"""The command-line contract, run as a user runs it: the installed ``syneg`` program in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from syneg.data import demo_path, read_training_set
+
+SYNEG = Path(sys.executable).with_name("syneg")
+
+
+def syneg(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    completed = subprocess.run([str(SYNEG), *args], capture_output=True, text=True, timeout=900)
+    if check and completed.returncode != 0:
+        raise AssertionError(f"syneg {' '.join(args)} exited {completed.returncode}:\n{completed.stderr[-3000:]}")
+    return completed
+
+
+def test_evaluate_bm25_json():
+    metrics = json.loads(syneg("evaluate", str(demo_path()), "--split", "test", "--model", "bm25", "--json").stdout)
+    for key in ("ndcg@10", "recall@10", "recall@100", "mrr@10"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert metrics["ndcg@10"] > 0.5
+
+
+def test_evaluate_compares_models_and_writes_run_files(tmp_path):
+    out = syneg("evaluate", str(demo_path()), "--model", "bm25", "--model", "default", "--run-dir", str(tmp_path), "--json")
+    both = json.loads(out.stdout)
+    assert set(both) == {"bm25", "default"}
+    assert (tmp_path / "bm25.test.trec").read_text().split("\n")[0].split()[1] == "Q0"
+    table = syneg("evaluate", str(demo_path()), "--model", "bm25", "--model", "default").stdout
+    assert "ndcg@10" in table and "bm25" in table
+
+
+@pytest.mark.parametrize("retriever", ["bm25", "dense", "both"])
+def test_mine_writes_the_training_set(tmp_path, retriever):
+    output = tmp_path / f"{retriever}.jsonl"
+    syneg("mine", str(demo_path()), "--split", "train", "--retriever", retriever, "--num-negatives", "2", "--output", str(output))
+    instances = list(read_training_set(output))
+    assert len(instances) == 35 and all(len(i.negatives) == 2 for i in instances)
+    record = json.loads(output.read_text().splitlines()[0])
+    assert {"query", "pos", "neg", "pos_scores", "neg_scores", "query_id", "pos_ids", "neg_ids", "neg_sources"} <= set(record)
+
+
+def test_bad_input_is_one_clear_line(tmp_path):
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "ok"}\n{"_id": "d2", "text": oops}\n')
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "q"}\n')
+    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    completed = syneg("evaluate", str(tmp_path), "--model", "bm25", check=False)
+    assert completed.returncode == 2
+    assert "corpus.jsonl:2: invalid JSON" in completed.stderr and "Traceback" not in completed.stderr
+    missing = syneg("mine", str(tmp_path / "nope"), "--output", str(tmp_path / "x.jsonl"), check=False)
+    assert missing.returncode == 2 and "not a folder" in missing.stderr
