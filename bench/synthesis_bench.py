@@ -50,12 +50,12 @@ def synthesize(args: argparse.Namespace, pairs: list, output: Path, cache: Path)
         seed=args.seed,
     )
     start = time.perf_counter()
-    for begin in range(0, len(pairs), 5):
+    for begin in range(0, len(pairs), 2):
         if args.max_minutes and time.perf_counter() - start > 60 * args.max_minutes:
             break
-        synthesizer.run(pairs[begin : begin + 5], output, show_progress=False)
+        synthesizer.run(pairs[begin : begin + 2], output, show_progress=False)
         report = synthesizer.report()
-        print(f"  {begin + 5} pairs: {report['accepted']} accepted of {report['candidates']}, {report['seconds']:.0f} s",
+        print(f"  {begin + 2} pairs: {report['accepted']} accepted of {report['candidates']}, {report['seconds']:.0f} s",
               file=sys.stderr, flush=True)
     asyncio.run(client.aclose())
     return synthesizer.report()

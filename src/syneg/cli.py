@@ -43,6 +43,7 @@ def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Lo
 DataDir = Annotated[Path, typer.Argument(help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")]
 BackendOption = Annotated[str, typer.Option(help="Dense encoding backend: torch (fp32), onnx (ONNX Runtime fp32) or onnx-int8.")]
 SearchOption = Annotated[str, typer.Option(help="Dense search: exact, faiss-flat or faiss-hnsw.")]
+MaxLengthOption = Annotated[Optional[int], typer.Option(help="Dense model truncation length in tokens (default: the model's).")]
 
 
 @app.command()
@@ -57,6 +58,7 @@ def evaluate(
     metric: Annotated[Optional[list[str]], typer.Option(help="Metrics (ndcg@10, recall@100, mrr@10, map@k, precision@k).")] = None,
     backend: BackendOption = "torch",
     search: SearchOption = "exact",
+    max_seq_length: MaxLengthOption = None,
     run_dir: Annotated[Optional[Path], typer.Option(help="Write each model's TREC run file here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object; one per model when comparing).")] = False,
 ) -> None:
@@ -67,7 +69,9 @@ def evaluate(
     dataset = load_beir(data_dir, split=split)
     results = []
     for name in model:
-        result = evaluate_model(dataset, model=name, metrics=metric or DEFAULT_METRICS, k=k, backend=backend, search=search)
+        result = evaluate_model(
+            dataset, model=name, metrics=metric or DEFAULT_METRICS, k=k, backend=backend, search=search, max_seq_length=max_seq_length
+        )
         results.append(result)
         if run_dir is not None:
             tag = Path(name).name or name
@@ -100,6 +104,7 @@ def mine(
     seed: Annotated[int, typer.Option()] = 42,
     backend: BackendOption = "torch",
     search: SearchOption = "exact",
+    max_seq_length: MaxLengthOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON on stdout.")] = False,
 ) -> None:
     """Mine retrieved hard negatives (BM25, dense or both) for every (query, positive) pair of a split."""
@@ -123,6 +128,7 @@ def mine(
         seed=seed,
         backend=backend,
         search=search,
+        max_seq_length=max_seq_length,
         verbose=not as_json,
     )
     written = write_training_set(output, result.instances)

@@ -104,6 +104,7 @@ def retrieve(
     search: SearchBackend = "exact",
     encoder: DenseEncoder | None = None,
     show_progress: bool = True,
+    max_seq_length: int | None = None,
 ) -> Run:
     """Retrieve the top k documents for each query: ``model`` is ``bm25``, ``default`` or a model path."""
     query_ids = list(dataset.queries)
@@ -116,7 +117,7 @@ def retrieve(
         from syneg.retrieval.dense import DenseRetriever
         from syneg.retrieval.encoder import DenseEncoder
 
-        encoder = encoder or DenseEncoder(model, backend=backend, show_progress=show_progress)
+        encoder = encoder or DenseEncoder(model, backend=backend, max_seq_length=max_seq_length, show_progress=show_progress)
         result = DenseRetriever(dataset.corpus, encoder, search=search).search(texts, k=k + 1)
     # One extra hit, so k remain when the query's own id is dropped under BEIR's convention.
     return result.as_run(query_ids)
@@ -132,6 +133,7 @@ def evaluate(
     encoder: DenseEncoder | None = None,
     show_progress: bool = True,
     name: str | None = None,
+    max_seq_length: int | None = None,
 ) -> EvaluationResult:
     """Retrieve with ``model`` on a dataset split and score the run.
 
@@ -147,7 +149,9 @@ def evaluate(
     if not dataset.qrels:
         raise ValueError(f"{dataset.path}: evaluation needs a split with qrels")
     started = time.perf_counter()
-    run = retrieve(dataset, model, k=k, backend=backend, search=search, encoder=encoder, show_progress=show_progress)
+    run = retrieve(
+        dataset, model, k=k, backend=backend, search=search, encoder=encoder, show_progress=show_progress, max_seq_length=max_seq_length
+    )
     result = evaluate_run(dataset.qrels, run, metrics, name=name or model)
     result.seconds = time.perf_counter() - started
     return result

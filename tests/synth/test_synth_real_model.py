@@ -90,8 +90,8 @@ def test_ablation_without_attributes_and_reflection(demo_pairs, tmp_path, encode
 
 def test_propose_attributes_names_domains(tmp_path):
     client = make_client("llama.cpp", "smollm2-135m", cache=tmp_path / "c.sqlite")
-    attributes = propose_attributes_sync(load_beir(demo_path(), "train"), client, sample_size=4, per_prompt=4)
-    assert attributes.domain and all(isinstance(d, str) and d for d in attributes.domain)
+    attributes = propose_attributes_sync(load_beir(demo_path(), "train"), client, sample_size=8, per_prompt=4)
+    assert attributes.domain and all(isinstance(d, str) and d and "<" not in d for d in attributes.domain)
     attributes.save(tmp_path / "a.yaml")
     assert AttributeSet.load(tmp_path / "a.yaml").domain == attributes.domain
 

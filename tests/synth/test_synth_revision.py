@@ -29,8 +29,11 @@ class ScriptedBackend:
 
     async def complete(self, request: ChatRequest) -> Completion:
         self.prompts.append(request.messages[-1][1])
-        if "aspect" in (request.schema or {}).get("properties", {}):
-            text = json.dumps({"aspect": "caffeine in drinks", "reasoning": "Same substance, but no half-life."})
+        properties = (request.schema or {}).get("properties", {})
+        if "answers_query" in properties:
+            text = json.dumps({"reason": "it names caffeine", "answers_query": True})
+        elif "aspect" in properties:
+            text = json.dumps({"topic": "caffeine", "aspect": "caffeine in drinks", "reasoning": "Same substance, no half-life."})
         else:
             text = json.dumps({"negative": self.negatives.pop(0)})
         return Completion(text=text, prompt_tokens=10, completion_tokens=10, latency=0.01)
@@ -46,9 +49,10 @@ def test_failed_candidate_is_revised_with_the_reasons(tmp_path, encoder):
     stats = synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
     assert stats["candidates"] == 2 and stats["accepted"] == 1 and stats["rejected"] == 1
     assert stats["check_failures"] == {"not_echo": 1} and stats["rounds_of_accepted"] == {"1": 1}
-    revision_prompt = backend.prompts[-1]
-    assert "rejected because" in revision_prompt and "talks about the task" in revision_prompt
-    assert ECHO not in revision_prompt  # small models copy a rejected text back verbatim
+    reflect, write, revised_reflect, revised_write = backend.prompts
+    assert "rejected because" in revised_reflect and "talks about the task" in revised_reflect
+    assert "rejected" not in revised_write and revised_write == write  # small models copy what they are shown
+    assert ECHO not in revised_reflect
     line = json.loads((tmp_path / "out.jsonl").read_text())
     details = line["neg_details"][0]
     assert line["neg"] == [GOOD] and line["neg_sources"] == ["synthetic"]
@@ -71,3 +75,17 @@ def test_torn_last_line_is_redone(tmp_path, encoder):
     output.write_text(complete + complete[:40])  # a run killed mid-write
     stats = Synthesizer(LLMClient(ScriptedBackend([GOOD])), encoder=encoder).run([PAIR], output, show_progress=False)
     assert stats["skipped_pairs"] == 1 and output.read_text() == complete
+
+
+def test_enforced_critique_fails_a_candidate_the_llm_says_answers(tmp_path, encoder):
+    synthesizer = Synthesizer(LLMClient(ScriptedBackend([GOOD])), max_rounds=0, critique="enforce", encoder=encoder)
+    stats = synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
+    assert stats["accepted"] == 0 and stats["check_failures"] == {"llm_critique": 1}
+
+
+def test_recorded_critique_is_kept_in_details(tmp_path, encoder):
+    synthesizer = Synthesizer(LLMClient(ScriptedBackend([GOOD])), max_rounds=0, critique="record", encoder=encoder)
+    synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
+    details = json.loads((tmp_path / "out.jsonl").read_text())["neg_details"][0]
+    assert details["critique"] == {"answers_query": True, "reason": "it names caffeine"}
+    assert "llm_critique" not in details["checks"]

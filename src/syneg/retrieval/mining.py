@@ -138,6 +138,7 @@ def mine(
     backend: Backend = "torch",
     search: SearchBackend = "exact",
     batch_size: int = 64,
+    max_seq_length: int | None = None,
     encoder: DenseEncoder | None = None,
     show_progress: bool = True,
     verbose: bool = True,
@@ -162,7 +163,8 @@ def mine(
         seed: For ``random`` sampling and positive sub-sampling.
         backend: Dense encoding backend (see :class:`DenseEncoder`).
         search: Dense search backend: ``exact``, ``faiss-flat`` or ``faiss-hnsw``.
-        encoder: A ready :class:`DenseEncoder` (overrides ``model``, ``backend``, ``batch_size``).
+        max_seq_length: Truncation length of the dense model in tokens; None keeps the model's.
+        encoder: A ready :class:`DenseEncoder` (overrides ``model``, ``backend``, ``batch_size``, ``max_seq_length``).
 
     Returns:
         A :class:`MiningResult`: one :class:`TrainingInstance` per pair, and the statistics.
@@ -202,7 +204,9 @@ def mine(
         bm25 = BM25Retriever(dataset.corpus, show_progress=show_progress)
         rankings["bm25"] = bm25.search(query_texts, k=depth).doc_ids
     if retriever in ("dense", "both"):
-        encoder = encoder or DenseEncoder(model, backend=backend, batch_size=batch_size, show_progress=show_progress)
+        encoder = encoder or DenseEncoder(
+            model, backend=backend, batch_size=batch_size, max_seq_length=max_seq_length, show_progress=show_progress
+        )
         dense = DenseRetriever(dataset.corpus, encoder, search=search)
         query_embeddings = dense.encode_queries(query_texts)
         rankings["dense"] = dense.search(query_texts, k=depth, query_embeddings=query_embeddings).doc_ids

@@ -143,7 +143,8 @@ async def propose_attributes(
             answer, _ = await client.generate(request, DomainsAnswer)
         except LLMError:
             continue
-        counts.update(d.strip().title() for d in answer.domains if 2 < len(d.strip()) <= 40)
+        # Small models sometimes copy a placeholder ("<field>") instead of naming a field.
+        counts.update(d.strip().title() for d in answer.domains if 2 < len(d.strip()) <= 40 and not set(d) & set("<>[]{}"))
     if not counts:
         raise LLMError("schema", "the LLM named no domains for the sampled documents")
     return AttributeSet(domain=[name for name, _ in counts.most_common(max_domains)])

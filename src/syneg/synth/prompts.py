@@ -5,8 +5,8 @@ The shipped templates live in ``syneg/synth/prompts/*.txt`` and use ``$name`` pl
 :class:`PromptTemplates` to override any of them: a file with the same name there wins.
 
 Templates: ``system`` (the expert role, with ``$domain``), ``system_plain`` (no attributes),
-``reflect`` (``$query``, ``$positive``: the aspect and reasoning) and ``write`` (``$aspect``,
-``$subject``, ``$attributes``: the text) for the two-step prompt, ``generate`` (``$query``,
+``reflect`` (``$query``, ``$positive``: the topic, aspect and reasoning) and ``write`` (``$aspect``,
+``$topic``, ``$attributes``, and ``$subject``, the query: the text) for the two-step prompt, ``generate`` (``$query``,
 ``$positive``, ``$attributes``) for the single-call prompt, ``generate_plain`` (no reasoning: the
 paper's "without attributes and reflection" ablation), ``revise`` (``$reasons``; ``$previous``, the rejected text, is available too, but small models copy
 it back verbatim, so the shipped template leaves it out),

@@ -3,10 +3,13 @@
 For each (query, positive) pair and each of ``negatives_per_pair`` slots:
 
 1. draw attribute values (domain, difficulty, length, extras) for the slot;
-2. ask the LLM, acting as an expert in the domain, for JSON ``{"reasoning", "negative"}``: why the text
-   looks relevant and why it does not answer, then the text (the paper's reflection);
-3. run the checks (:mod:`syneg.synth.checks`) and, if asked, the LLM's own critique;
-4. if any fails, send the reasons back for a revision, up to ``max_rounds`` times.
+2. reflect: ask the LLM, acting as an expert in the domain, for JSON naming the topic, an aspect of it
+   that the positive does not cover, and why a reader could mistake it for the answer (the paper's
+   reasoning section);
+3. write: ask for the text about that aspect, at the drawn difficulty and length (``prompt_style=
+   "single"`` asks for reasoning and text in one answer instead, as the paper's prompt does);
+4. run the checks (:mod:`syneg.synth.checks`) and, if asked, the LLM's own critique;
+5. if any fails, send the reasons back for a revision, up to ``max_rounds`` times.
 
 A kept negative carries its attributes, reasoning, every check's value and verdict, its revision
 rounds and the generator in ``details``, and its dense similarity to the query as ``score``. Results
@@ -65,6 +68,7 @@ class CritiqueAnswer(BaseModel):
 
 
 class Reflection(BaseModel):
+    topic: str
     aspect: str
     reasoning: str
 
@@ -152,8 +156,8 @@ class Synthesizer:
         ablation: ``none`` (full SyNeg prompt), ``no-attributes`` (no expert domain, difficulty or
             length), ``no-attributes-no-reflection`` (neither, no reasoning and no revision).
         critique: The LLM's own "does it answer the query?" judgement: ``off``, ``record`` (stored in
-            details, not used) or ``enforce`` (a YES fails the candidate). Small models answer it
-            near randomly, so the default records nothing and spends no call on it.
+            details, not used) or ``enforce`` (a YES fails the candidate). Sub-1B models answer such
+            yes/no questions near randomly, so the default spends no call on it.
         checks: Check thresholds.
         max_words: Cap on the target length in words: the length attribute is relative to the
             positive, but a long abstract would cost minutes per negative on a CPU model.
@@ -201,6 +205,8 @@ class Synthesizer:
             raise ValueError(f"Unknown ablation {ablation!r}")
         if critique not in ("off", "record", "enforce"):
             raise ValueError(f"Unknown critique mode {critique!r}")
+        if prompt_style not in ("two-step", "single"):
+            raise ValueError(f"Unknown prompt style {prompt_style!r}")
         self.client = client
         self._encoder = encoder
         self.attributes = attributes or AttributeSet(domain=["general knowledge"])
@@ -270,16 +276,23 @@ class Synthesizer:
             schema = {"type": "object", "properties": REFLECTION_PROPERTIES | negative_schema, "required": ["aspect", "reasoning", "negative"]}
             answer, _ = await self.client.generate(ChatRequest.chat(system, user + follow_up, schema=schema, **common), NegativeAnswer)
             return answer.negative, answer.aspect, answer.reasoning
+        # The revision reasons go to the reflection only: a small model shown them while writing copies
+        # them into the text, and a new aspect is what most failures (on topic, leak, paraphrase) need.
         user = self.templates.render("reflect", query=pair.query, positive=positive)
-        schema = {"type": "object", "properties": REFLECTION_PROPERTIES, "required": ["aspect", "reasoning"]}
+        properties = {"topic": {"type": "string", "minLength": 3, "maxLength": 60}} | REFLECTION_PROPERTIES
+        schema = {"type": "object", "properties": properties, "required": ["topic", "aspect", "reasoning"]}
         reflection, _ = await self.client.generate(
-            ChatRequest.chat(system, user + follow_up, schema=schema, **(common | {"max_tokens": 100})), Reflection
+            ChatRequest.chat(system, user + follow_up, schema=schema, **(common | {"max_tokens": 110})), Reflection
         )
         user = self.templates.render(
-            "write", aspect=reflection.aspect.strip(), subject=pair.query, attributes=self._attribute_text(attributes, target_words)
+            "write",
+            aspect=reflection.aspect.strip(),
+            topic=reflection.topic.strip(),
+            subject=pair.query,
+            attributes=self._attribute_text(attributes, target_words),
         )
         schema = {"type": "object", "properties": negative_schema, "required": ["negative"]}
-        answer, _ = await self.client.generate(ChatRequest.chat(system, user + follow_up, schema=schema, **common), PlainNegativeAnswer)
+        answer, _ = await self.client.generate(ChatRequest.chat(system, user, schema=schema, **common), PlainNegativeAnswer)
         return answer.negative, reflection.aspect, reflection.reasoning
 
     async def synthesize_pair(self, pair: Pair, query_vector: np.ndarray, positive_vector: np.ndarray) -> TrainingInstance:
