@@ -17,10 +17,11 @@ def test_metrics_on_a_hand_checked_run():
     assert metrics["mrr@10"] == pytest.approx((1 + 0.5) / 2)
     assert metrics["mrr@1"] == pytest.approx(0.5)
     assert metrics["recall@2"] == pytest.approx((0.5 + 1) / 2)
-    # q1: gains 3 (d2, grade 2) at rank 1 and 1 at rank 3 over the ideal 3, 1
+    # trec_eval's nDCG (BEIR's) takes the grade itself as the gain. q1: gain 2 (d2) at rank 1 and 1
+    # (d1) at rank 3, over the ideal 2 then 1.
     import math
 
-    ndcg_q1 = (3 + 1 / math.log2(4)) / (3 + 1 / math.log2(3))
+    ndcg_q1 = (2 + 1 / math.log2(4)) / (2 + 1 / math.log2(3))
     ndcg_q2 = (1 / math.log2(3)) / 1
     assert metrics["ndcg@10"] == pytest.approx((ndcg_q1 + ndcg_q2) / 2, rel=1e-4)
 

@@ -6,6 +6,7 @@ The Python API is a handful of verbs on plain data classes, one per pipeline sta
 
     train = syneg.load_beir("datasets/scifact", split="train")
     mined = syneg.mine(train, retriever="both", num_negatives=3, relative_margin=0.05)
+    syneg.synthesize(train, "scifact-synthetic.jsonl", negatives_per_pair=1)
     syneg.write_training_set("scifact-mined.jsonl", mined.instances)
 
     test = syneg.load_beir("datasets/scifact", split="test")
@@ -29,6 +30,7 @@ from syneg.data import (
 from syneg.evaluation import EvaluationResult, compare, evaluate, evaluate_run
 from syneg.mixing import mix
 from syneg.retrieval import DenseEncoder, mine
+from syneg.synth import synthesize
 from syneg.training import train
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "mine",
     "mix",
     "read_training_set",
+    "synthesize",
     "train",
     "write_training_set",
 ]

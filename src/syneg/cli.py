@@ -300,6 +300,9 @@ def synthesize(
     max_tokens: Annotated[int, typer.Option(help="Generation budget per LLM answer.")] = 220,
     temperature: Annotated[float, typer.Option()] = 0.7,
     min_query_similarity: Annotated[float, typer.Option(help="On-topic floor: dense similarity to the query.")] = 0.3,
+    min_relative_similarity: Annotated[
+        float, typer.Option(help="On-topic floor relative to the positive's similarity, when lower than the absolute one.")
+    ] = 0.5,
     max_positive_similarity: Annotated[float, typer.Option(help="Paraphrase cap: dense similarity to the positive.")] = 0.9,
     positive_ratio: Annotated[float, typer.Option(help="Positive-aware cap: similarity to the query at most this x the positive's.")] = 0.95,
     max_answer_leak: Annotated[float, typer.Option(help="Cap on the share of the answer sentence's bigrams reused.")] = 0.3,
@@ -355,6 +358,7 @@ def synthesize(
             critique=critique,  # type: ignore[arg-type]
             checks=CheckConfig(
                 min_query_similarity=min_query_similarity,
+                min_relative_similarity=min_relative_similarity,
                 max_positive_similarity=max_positive_similarity,
                 positive_ratio=positive_ratio,
                 max_answer_leak=max_answer_leak,

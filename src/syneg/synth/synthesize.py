@@ -478,11 +478,33 @@ def iter_negatives(path: str | Path) -> Iterator[tuple[TrainingInstance, Negativ
 
 
 def synthesize(
-    pairs: Iterable[Pair],
+    data: BeirDataset | Iterable[Pair],
     output: str | Path,
-    client: LLMClient,
+    client: LLMClient | None = None,
+    limit: int | None = None,
     show_progress: bool = True,
     **options: Any,
 ) -> dict[str, Any]:
-    """The verb: synthesize negatives for ``pairs`` into ``output`` (see :class:`Synthesizer` options)."""
-    return Synthesizer(client, **options).run(list(pairs), output, show_progress)
+    """The verb: synthesize negatives into ``output`` for a dataset's split or for given pairs.
+
+    ``client`` defaults to the embedded llama.cpp model with the default request cache; ``options``
+    are :class:`Synthesizer`'s. Returns the run statistics.
+
+    Example::
+
+        >>> import syneg
+        >>> train = syneg.load_beir(syneg.demo_path(), split="train")
+        >>> stats = syneg.synthesize(train, "demo-synthetic.jsonl", limit=2)  # doctest: +SKIP
+        >>> sorted(k for k in stats if k in ("accepted", "cache_hits", "rejected", "requests"))  # doctest: +SKIP
+        ['accepted', 'cache_hits', 'rejected', 'requests']
+    """
+    from syneg.llm import make_client
+
+    pairs = pairs_from_beir(data, limit) if isinstance(data, BeirDataset) else list(data)[:limit]
+    owned = client is None
+    client = client or make_client()
+    try:
+        return Synthesizer(client, **options).run(pairs, output, show_progress)
+    finally:
+        if owned:
+            asyncio.run(client.aclose())
