@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
-from syneg.data import demo_path, load_beir
+from syneg.data import BeirDataset, demo_path, load_beir
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -38,9 +39,31 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+def real_subset(path: Path, split: str, num_queries: int, num_other_docs: int) -> BeirDataset:
+    """The first queries of a real split over their positives and a seeded sample of other documents:
+    real text and judgements at a size a test can encode in seconds."""
+    full = load_beir(path, split)
+    query_ids = list(full.queries)[:num_queries]
+    keep = {d for q in query_ids for d in full.qrels[q]}
+    keep |= set(random.Random(0).sample([d for d in full.corpus if d not in keep], num_other_docs))
+    return BeirDataset(
+        path=path,
+        corpus={d: doc for d, doc in full.corpus.items() if d in keep},
+        queries={q: full.queries[q] for q in query_ids},
+        qrels={q: full.qrels[q] for q in query_ids},
+        split=split,
+    )
+
+
 @pytest.fixture(scope="session")
 def scifact_path() -> Path:
     return shared_dataset("scifact")
+
+
+@pytest.fixture(scope="session")
+def scifact_subset(scifact_path):
+    """``scifact_subset(split, num_queries, num_other_docs)``: see :func:`real_subset`."""
+    return lambda split, num_queries, num_other_docs: real_subset(scifact_path, split, num_queries, num_other_docs)
 
 
 @pytest.fixture(scope="session")

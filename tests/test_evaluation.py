@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 
-from syneg.data import BeirDataset, load_beir
+from syneg.data import load_beir
 from syneg.evaluation import compare, evaluate, evaluate_run, read_trec_run, write_trec_run
 
 QRELS = {"q1": {"d1": 1, "d2": 2}, "q2": {"d3": 1}}
@@ -60,19 +59,9 @@ def test_bm25_on_real_scifact_matches_reference(scifact_path):
 
 
 @pytest.mark.slow
-def test_dense_on_real_scifact_subset_beats_chance(scifact_path, dense_encoder):
+def test_dense_on_real_scifact_subset_beats_chance(scifact_subset, dense_encoder):
     """The real model on 100 SciFact test queries over their positives and 400 other abstracts."""
-    full = load_beir(scifact_path, "test")
-    query_ids = list(full.queries)[:100]
-    keep = {d for q in query_ids for d in full.qrels[q]}
-    keep |= set(random.Random(0).sample([d for d in full.corpus if d not in keep], 400))
-    subset = BeirDataset(
-        path=scifact_path,
-        corpus={d: full.corpus[d] for d in full.corpus if d in keep},
-        queries={q: full.queries[q] for q in query_ids},
-        qrels={q: full.qrels[q] for q in query_ids},
-        split="test",
-    )
+    subset = scifact_subset("test", num_queries=100, num_other_docs=400)
     dense = evaluate(subset, "default", encoder=dense_encoder, show_progress=False)
     bm25 = evaluate(subset, "bm25", show_progress=False)
     assert dense.metrics["ndcg@10"] > 0.6 and bm25.metrics["ndcg@10"] > 0.6

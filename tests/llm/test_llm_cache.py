@@ -8,7 +8,15 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from syneg.llm import ChatRequest, Completion, LLMClient, LLMError, RequestCache, default_llm_cache_path, parse_json_answer
+from syneg.llm import (
+    ChatRequest,
+    Completion,
+    LLMClient,
+    LLMError,
+    RequestCache,
+    default_llm_cache_path,
+    parse_json_answer,
+)
 
 
 class Answer(BaseModel):

@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import random
-
 import pytest
 
-from syneg.data import BeirDataset, load_beir
 from syneg.retrieval import mine
 
 
@@ -83,20 +80,9 @@ def test_statistics_table_is_printed(demo_train, capsys):
 
 
 @pytest.mark.slow
-def test_dense_mining_on_real_scifact(scifact_path):
+def test_dense_mining_on_real_scifact(scifact_subset):
     """Real data, real model: 40 SciFact train queries over their positives and 600 other abstracts."""
-    full = load_beir(scifact_path, "train")
-    query_ids = list(full.queries)[:40]
-    keep = {d for q in query_ids for d in full.qrels[q]}
-    others = [d for d in full.corpus if d not in keep]
-    keep |= set(random.Random(0).sample(others, 600))
-    subset = BeirDataset(
-        path=scifact_path,
-        corpus={d: full.corpus[d] for d in full.corpus if d in keep},
-        queries={q: full.queries[q] for q in query_ids},
-        qrels={q: full.qrels[q] for q in query_ids},
-        split="train",
-    )
+    subset = scifact_subset("train", num_queries=40, num_other_docs=600)
     result = mine(subset, retriever="both", num_negatives=4, relative_margin=0.05, show_progress=False, verbose=False)
     negatives_are_clean(subset, result, 4)
     summary = result.stats.summary()

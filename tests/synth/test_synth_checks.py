@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from syneg.data import DataError
-from syneg.synth import AttributeSet, CheckConfig, PromptTemplates, answer_leak, example_path, is_echo, run_checks
+from syneg.synth import (
+    AttributeSet,
+    CheckConfig,
+    PromptTemplates,
+    answer_leak,
+    example_path,
+    is_echo,
+    run_checks,
+)
 
 
 def unit(*values: float) -> np.ndarray:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from syneg.data.beir import BeirDataset, Document, available_splits, load_beir, load_corpus, load_qrels, load_queries
+from syneg.data.beir import (
+    BeirDataset,
+    Document,
+    available_splits,
+    load_beir,
+    load_corpus,
+    load_qrels,
+    load_queries,
+)
 from syneg.data.errors import DataError
 from syneg.data.training_set import (
     NEGATIVE_SOURCES,

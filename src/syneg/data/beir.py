@@ -9,13 +9,13 @@ reported as one warning with a count and the first offending line.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from syneg.data.errors import DataError
+from syneg.data.jsonl import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -90,22 +90,6 @@ class _SkipCounter:
             logger.warning("Skipped %d %s (first at %s).", self.count, self.what, self.first)
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{line_number}: invalid JSON ({error.msg} at column {error.colno})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
-            yield line_number, record
-
-
 def _require_str(record: dict, key: str, path: Path, line_number: int) -> str:
     if key not in record:
         raise DataError(f"{path}:{line_number}: missing field {key!r}")
@@ -119,21 +103,27 @@ def _require_str(record: dict, key: str, path: Path, line_number: int) -> str:
     return value
 
 
+def _records_with_unique_ids(path: Path, kind: str) -> Iterator[tuple[int, str, str, dict]]:
+    """``(line, id, text, record)`` for every line, refusing a duplicate id with both lines named."""
+    first_seen: dict[str, int] = {}
+    for line_number, record in read_jsonl(path):
+        record_id = _require_str(record, "_id", path, line_number)
+        text = _require_str(record, "text", path, line_number)
+        if record_id in first_seen:
+            raise DataError(f"{path}:{line_number}: duplicate {kind} id {record_id!r} (first at line {first_seen[record_id]})")
+        first_seen[record_id] = line_number
+        yield line_number, record_id, text, record
+
+
 def load_corpus(path: str | Path) -> dict[str, Document]:
     """Read a BEIR ``corpus.jsonl``; documents with neither title nor text are skipped with a warning."""
     path = Path(path)
     corpus: dict[str, Document] = {}
-    first_seen: dict[str, int] = {}
     empty = _SkipCounter(f"documents with empty title and text in {path}")
-    for line_number, record in _read_jsonl(path):
-        doc_id = _require_str(record, "_id", path, line_number)
-        text = _require_str(record, "text", path, line_number)
+    for line_number, doc_id, text, record in _records_with_unique_ids(path, "document"):
         title = record.get("title") or ""
         if not isinstance(title, str):
             raise DataError(f"{path}:{line_number}: field 'title' must be a string")
-        if doc_id in first_seen:
-            raise DataError(f"{path}:{line_number}: duplicate document id {doc_id!r} (first at line {first_seen[doc_id]})")
-        first_seen[doc_id] = line_number
         if not text.strip() and not title.strip():
             empty.add(f"line {line_number}, id {doc_id!r}")
             continue
@@ -148,14 +138,8 @@ def load_queries(path: str | Path) -> dict[str, str]:
     """Read a BEIR ``queries.jsonl``; queries with empty text are skipped with a warning."""
     path = Path(path)
     queries: dict[str, str] = {}
-    first_seen: dict[str, int] = {}
     empty = _SkipCounter(f"queries with empty text in {path}")
-    for line_number, record in _read_jsonl(path):
-        query_id = _require_str(record, "_id", path, line_number)
-        text = _require_str(record, "text", path, line_number)
-        if query_id in first_seen:
-            raise DataError(f"{path}:{line_number}: duplicate query id {query_id!r} (first at line {first_seen[query_id]})")
-        first_seen[query_id] = line_number
+    for line_number, query_id, text, _ in _records_with_unique_ids(path, "query"):
         if not text.strip():
             empty.add(f"line {line_number}, id {query_id!r}")
             continue

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from syneg.data.errors import DataError
+from syneg.data.jsonl import read_jsonl
 
 NegativeSource = Literal["bm25", "dense", "synthetic", "random"]
 NEGATIVE_SOURCES: tuple[str, ...] = get_args(NegativeSource)
@@ -118,18 +119,5 @@ def write_training_set(path: str | Path, instances: Iterable[TrainingInstance], 
 
 def read_training_set(path: str | Path) -> Iterator[TrainingInstance]:
     """Read a training-set jsonl written by syneg or FlagEmbedding; errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object")
-            yield TrainingInstance.from_record(record, where=where)
+    for line_number, record in read_jsonl(path):
+        yield TrainingInstance.from_record(record, where=f"{path}:{line_number}")
