@@ -197,6 +197,7 @@ def compare(results: list[EvaluationResult], console: Console | None = None, pri
 
     baseline = results[0]
     metrics = list(baseline.metrics)
+    queries = sorted(baseline.per_query)
     table_data: dict[str, dict[str, object]] = {}
     table = Table(title="Evaluation")
     table.add_column("model")
@@ -209,7 +210,6 @@ def compare(results: list[EvaluationResult], console: Console | None = None, pri
             value = result.metrics[metric]
             mark = ""
             if result is not baseline:
-                queries = sorted(baseline.per_query)
                 a = [baseline.per_query[q][metric] for q in queries]
                 b = [result.per_query.get(q, {}).get(metric, 0.0) for q in queries]
                 p_value = float(ttest_rel(a, b).pvalue) if len(queries) > 1 and a != b else 1.0

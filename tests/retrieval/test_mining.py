@@ -21,6 +21,7 @@ def test_mines_every_pair_without_positives(demo_train, retriever):
     sources = {n.source for i in result.instances for n in i.negatives}
     assert sources == ({"bm25", "dense"} if retriever == "both" else {retriever})
     assert result.stats.short_instances == 0
+    assert result.stats.removed["positives"] > 0  # the queries' own positives rank high and are dropped
     if retriever == "both":  # interleaved: the first negative from BM25, the second from the dense model
         assert all([n.source for n in i.negatives][:2] == ["bm25", "dense"] for i in result.instances)
         assert all(set(i.negatives[0].scores) == {"bm25", "dense"} for i in result.instances)

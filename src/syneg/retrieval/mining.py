@@ -231,9 +231,18 @@ def mine(
 
         per_source: dict[str, list[tuple[str, dict[str, float]]]] = {}
         for source, ranking in rankings.items():
-            candidates = [d for d in ranking[index] if d not in excluded[query_id]][:range_max]
-            stats.candidates += min(len(ranking[index]), range_max)
-            stats.removed["positives"] += min(len(ranking[index]), range_max) - len(candidates)
+            # Walk the ranking until range_max non-positives are in hand; positives passed on the way
+            # count as candidates removed (the ranking is range_max + the query's positives deep).
+            candidates: list[str] = []
+            for doc_id in ranking[index]:
+                if len(candidates) == range_max:
+                    break
+                if doc_id in excluded[query_id]:
+                    stats.removed["positives"] += 1
+                    stats.candidates += 1
+                else:
+                    candidates.append(doc_id)
+            stats.candidates += len(candidates)
             candidate_scores = scores_of(index, candidates)
             survivors = []
             for position, doc_id in enumerate(candidates):

@@ -57,14 +57,6 @@ class OnnxSentenceEncoder:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
 
-    @property
-    def max_seq_length(self) -> int:
-        return self.model.max_seq_length
-
-    @max_seq_length.setter
-    def max_seq_length(self, value: int) -> None:
-        self.model.max_seq_length = value
-
     def _export(self, path: Path) -> None:
         import torch
 
