@@ -167,19 +167,23 @@ def main() -> None:
     rerun_args = argparse.Namespace(**(vars(args) | {"max_minutes": None}))
     rerun = synthesize(rerun_args, done_pairs, rerun_output, cache)
     results["rerun_from_cache"] = {k: rerun[k] for k in ("pairs", "requests", "cache_hits", "accepted", "seconds")}
+    # The replay walks every done pair, including those a resumed first pass skipped, through the same
+    # checks: its counts are the acceptance figures of the whole run (its timing is the cache's, not the LLM's).
+    results["all_pairs"] = {k: rerun[k] for k in ("pairs", "candidates", "accepted", "rejected", "failed_slots",
+                                                   "acceptance_rate", "check_failures", "rounds_of_accepted")}
 
     encoder = DenseEncoder("default", show_progress=False)
     instances = list(read_training_set(output))
     negatives = [(i, n) for i in instances for n in i.negatives]
     synthetic_similarity = float(np.mean([n.score for _, n in negatives])) if negatives else float("nan")
-    candidates = first["candidates"] or 1
+    candidates = rerun["candidates"] or 1
     results["quality"] = {
         "pairs_done": len(instances),
         "accepted": len(negatives),
         "mean_query_similarity": {"synthetic": round(synthetic_similarity, 4)}
         | {k: round(v, 4) for k, v in mined_similarity(dataset, {i.query_id for i in instances}, encoder).items()},
         "mean_positive_query_similarity": round(float(np.mean([i.pos_scores[0] for i in instances])), 4),
-        "answer_leak_rate_of_candidates": round(first["check_failures"].get("no_answer_leak", 0) / candidates, 4),
+        "answer_leak_rate_of_candidates": round(rerun["check_failures"].get("no_answer_leak", 0) / candidates, 4),
         "mean_answer_leak_of_accepted": round(float(np.mean([n.scores["answer_leak"] for _, n in negatives])), 4) if negatives else None,
     }
     (args.out / "results.json").write_text(json.dumps(results, indent=2))

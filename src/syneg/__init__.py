@@ -29,6 +29,8 @@ from syneg.data import (
 )
 from syneg.evaluation import EvaluationResult, compare, evaluate, evaluate_run
 from syneg.mixing import mix
+from syneg.pipeline import run
+from syneg.report import write_report
 from syneg.retrieval import DenseEncoder, mine
 from syneg.synth import synthesize
 from syneg.training import train
@@ -47,6 +49,8 @@ __all__ = [
     "load_beir",
     "mine",
     "mix",
+    "run",
+    "write_report",
     "read_training_set",
     "synthesize",
     "train",

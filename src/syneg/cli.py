@@ -384,6 +384,46 @@ def synthesize(
         )
 
 
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Argument(help="Pipeline config (YAML); see syneg.pipeline.RunConfig.")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Run the shipped demo config on the demo dataset.")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder (default: the config's, else runs/<config name>).")] = None,
+    arm: Annotated[Optional[list[str]], typer.Option("--arm", help="Only this arm (repeatable); the others are left as they are.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result rows as JSON on stdout.")] = False,
+) -> None:
+    """Run the pipeline mine → synthesize → mix → train → evaluate; completed stages are skipped, so a rerun resumes."""
+    from syneg.pipeline import demo_config_path, run as run_pipeline, summary_table
+
+    if demo == (config is not None):
+        raise typer.BadParameter("give a CONFIG file or --demo (not both)")
+    path = demo_config_path() if demo else config
+    assert path is not None
+    if demo and output is None:
+        output = Path("runs") / "demo"
+    rows = run_pipeline(path, output=output, arms=arm)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        splits = list(dict.fromkeys(r["split"] for r in rows))
+        for split in splits:
+            Console().print(summary_table(rows, split))
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders of `syneg run` (or their results.json).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for report.md, results.csv and the plots.")] = Path("report"),
+    split: Annotated[str, typer.Option(help="The split of the tables (sweep plots show every split).")] = "test",
+) -> None:
+    """Compare runs: strategy tables (markdown, CSV), R and τ sweep plots, the shortcut probe."""
+    from syneg.report import write_report
+
+    written = write_report(runs, output, split=split)
+    Console().print((output / "report.md").read_text(encoding="utf-8"))
+    stderr.print("Wrote " + ", ".join(str(path) for path in written.values()))
+
+
 def main() -> None:
     """Entry point: input errors become one clear line and exit code 2, not a traceback."""
     try:

@@ -1,0 +1,600 @@
+"""One pipeline from a config file: split → mine → synthesize → mix → train → evaluate.
+
+``syneg run CONFIG`` (or :func:`run`) reads a YAML file (:class:`RunConfig`), and keeps every stage's
+output in a run folder::
+
+    RUN/
+      config.yaml              the resolved config, as run
+      splits.json              training and validation query ids
+      mined.jsonl              retrieved negatives (syneg mine)
+      synthetic.jsonl          LLM negatives (syneg synthesize; or ``synthesize.file``)
+      baselines/<name>/        metrics.json of bm25 and the zero-shot backbone
+      arms/<arm>/seed-<s>/     train.jsonl (syneg mix), model/ (syneg train), metrics.json
+      results.json             one row per (arm, seed, split): what ``syneg report`` reads
+      stages/<stage>.json      completion markers
+
+**Resuming.** A stage is skipped when its marker exists *and* records the same settings (its own and
+those of the stages it reads from). A changed setting reruns that stage and every stage downstream
+of it; an unchanged one is never redone. Within a stage, long work resumes on its own: synthesis
+appends pair by pair and skips done pairs, training resumes from its last checkpoint, and the
+embedding cache keeps every encoded text. So a run stopped at any point and started again picks up
+where it was.
+
+**Arms and seeds.** ``arms`` lists the training sets to compare (a mix strategy with optional
+overrides of the ratio, the retrieved sources, the temperature or the number of negatives);
+``zero-shot`` is the untrained backbone. Each arm is trained once per seed in ``seeds`` (the seed
+drives mixing, shuffling and initialization), always with the same budget (``train``).
+
+**Pairs.** Training queries are the train split's, minus ``validation_queries`` held out (seeded) for
+tuning, optionally sampled down to ``train_queries``. Each query gives ``positives_per_query``
+(query, positive) pairs, the highest-graded positives first (ties broken with the seed): for
+NFCorpus, with dozens of graded positives per query, one pair per query keeps queries with many
+positives from dominating. Every judged positive is still excluded from the query's negatives.
+
+Example config (``syneg run --demo`` runs the shipped one)::
+
+    data: ../shared/datasets/scifact
+    output: runs/scifact
+    validation_queries: 100
+    seeds: [1, 2, 3]
+    synthesize: {attributes: scifact, negatives_per_pair: 1}
+    mix: {num_negatives: 3, ratio: 0.7}
+    train: {temperature: 0.02, batch_size: 32, epochs: 1}
+    arms:
+      - {name: zero-shot, strategy: zero-shot}
+      - {name: bm25, strategy: retrieved, retrieved_sources: bm25}
+      - {name: hybrid, strategy: hybrid}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from rich.console import Console
+from rich.table import Table
+
+from syneg.data import BeirDataset, DataError, demo_path, load_beir
+from syneg.evaluation import DEFAULT_METRICS
+
+logger = logging.getLogger(__name__)
+
+ArmStrategy = Literal["zero-shot", "hybrid", "direct", "synthetic", "retrieved", "random", "in-batch"]
+SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MineConfig(_Section):
+    """Retrieved negatives (see :func:`syneg.mine`); mine more than you mix, so sampling has a pool."""
+
+    retriever: Literal["bm25", "dense", "both"] = "both"
+    num_negatives: int = Field(10, ge=1)
+    range_min: int = Field(0, ge=0)
+    range_max: int | None = 50
+    relative_margin: float | None = 0.05
+    absolute_margin: float | None = None
+    sampling_strategy: Literal["top", "random"] = "top"
+    max_seq_length: int | None = None
+
+
+class SynthesizeConfig(_Section):
+    """LLM negatives (see :class:`syneg.synth.Synthesizer`)."""
+
+    enabled: bool = True
+    pairs: int | None = Field(None, ge=0, description="Synthesize for the first N training pairs only.")
+    negatives_per_pair: int = Field(1, ge=1)
+    backend: Literal["llama.cpp", "openai"] = "llama.cpp"
+    model: str = "default"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(4, ge=1)
+    threads: int | None = None
+    grammar: bool = True
+    attributes: str | None = None
+    max_rounds: int = Field(2, ge=0)
+    prompt_style: Literal["two-step", "single"] = "two-step"
+    ablation: Literal["none", "no-attributes", "no-attributes-no-reflection"] = "none"
+    max_words: int = 80
+    max_tokens: int = 220
+    temperature: float = 0.7
+    seed: int = 0
+    file: Path | None = Field(None, description="Synthesis output to append to (default RUN/synthetic.jsonl).")
+    cache: Path | None = Field(None, description="LLM request cache (default $SYNEG_CACHE_DIR/llm-cache.sqlite).")
+
+
+class MixConfig(_Section):
+    num_negatives: int = Field(3, ge=1)
+    ratio: float = Field(0.7, gt=0)
+    retrieved_sources: Literal["bm25", "dense", "both"] = "both"
+    sampling_strategy: Literal["random", "top"] = "random"
+
+
+class TrainConfig(_Section):
+    model: str = "default"
+    temperature: float = Field(0.02, gt=0)
+    loss: Literal["infonce", "gist"] = "infonce"
+    batch_size: int = Field(32, ge=2)
+    learning_rate: float = 2e-5
+    epochs: float = 1.0
+    max_steps: int | None = None
+    warmup_ratio: float = 0.1
+    max_seq_length: int | None = None
+    save_steps: int = 50
+
+
+class EvaluateConfig(_Section):
+    split: str = "test"
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    max_seq_length: int | None = None
+    bm25: bool = True
+    shortcut_probe: bool = True
+
+
+class ArmConfig(_Section):
+    """One training set to compare; unset fields take the ``mix`` / ``train`` values."""
+
+    name: str
+    strategy: ArmStrategy
+    ratio: float | None = Field(None, gt=0)
+    retrieved_sources: Literal["bm25", "dense", "both"] | None = None
+    num_negatives: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not name or any(c in name for c in "/\\ ") or name.startswith("."):
+            raise ValueError(f"arm names become folder names: {name!r} must be non-empty, without / \\ or spaces")
+        return name
+
+
+class RunConfig(_Section):
+    """Everything a pipeline run needs; relative paths are read from the config file's folder."""
+
+    data: Path
+    output: Path | None = None
+    train_split: str = "train"
+    train_queries: int | None = Field(None, ge=1)
+    validation_queries: int = Field(0, ge=0)
+    positives_per_query: int | None = Field(1, ge=1)
+    split_seed: int = 0
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    mine: MineConfig = Field(default_factory=MineConfig)
+    synthesize: SynthesizeConfig = Field(default_factory=SynthesizeConfig)
+    mix: MixConfig = Field(default_factory=MixConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    arms: list[ArmConfig] = Field(
+        default_factory=lambda: [ArmConfig(name="zero-shot", strategy="zero-shot"), ArmConfig(name="hybrid", strategy="hybrid")],
+        min_length=1,
+    )
+
+    @model_validator(mode="after")
+    def _unique_arms(self) -> RunConfig:
+        names = [arm.name for arm in self.arms]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"arm names must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        """Read and validate a YAML config; errors name the file and the offending key."""
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"{path}: config file not found") from None
+        except yaml.YAMLError as error:
+            raise DataError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(raw, dict):
+            raise DataError(f"{path}: a config is a YAML mapping (data: ..., arms: ...)")
+        try:
+            config = cls.model_validate(raw)
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors())
+            raise DataError(f"{path}: {problems}") from None
+        return config.resolved(path.parent)
+
+    def resolved(self, base: Path) -> RunConfig:
+        """Paths made absolute against ``base`` (``data: demo`` is the shipped demo dataset)."""
+
+        def absolute(value: Path | None) -> Path | None:
+            return None if value is None or value.is_absolute() else (base / value).resolve()
+
+        update: dict[str, Any] = {"data": demo_path() if str(self.data) == "demo" else absolute(self.data) or self.data}
+        if self.output is not None:
+            update["output"] = absolute(self.output) or self.output
+        synthesize = self.synthesize.model_copy(
+            update={k: absolute(getattr(self.synthesize, k)) or getattr(self.synthesize, k) for k in ("file", "cache")}
+        )
+        attributes = self.synthesize.attributes
+        if attributes and (attributes.endswith((".yaml", ".yml")) or "/" in attributes):
+            synthesize.attributes = str(absolute(Path(attributes)) or attributes)
+        update["synthesize"] = synthesize
+        return self.model_copy(update=update)
+
+
+def demo_config_path() -> Path:
+    """The shipped config of ``syneg run --demo``."""
+    return Path(__file__).parent / "configs" / "demo.yaml"
+
+
+class _Stages:
+    """Completion markers: a stage is done when its marker records the same settings fingerprint."""
+
+    def __init__(self, folder: Path, console: Console) -> None:
+        self.folder = folder / "stages"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.console = console
+
+    @staticmethod
+    def fingerprint(settings: Any) -> str:
+        return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _marker(self, name: str) -> Path:
+        return self.folder / (name.replace("/", "__") + ".json")
+
+    def run(self, name: str, settings: Any, work: Callable[[], dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """Run ``work`` unless done with these settings; returns (fingerprint, the stage's info)."""
+        fingerprint = self.fingerprint(settings)
+        marker = self._marker(name)
+        if marker.is_file():
+            done = json.loads(marker.read_text())
+            if done.get("fingerprint") == fingerprint:
+                self.console.print(f"[dim]✓ {name}: done before, skipped[/dim]")
+                return fingerprint, done["info"]
+            self.console.print(f"↻ {name}: settings changed since it ran, redoing it")
+            marker.unlink()
+        self.console.print(f"▶ {name}")
+        start = time.perf_counter()
+        info = work()
+        info["seconds"] = round(time.perf_counter() - start, 1)
+        marker.write_text(json.dumps({"fingerprint": fingerprint, "settings": settings, "info": info}, indent=2, default=str))
+        self.console.print(f"✓ {name} ({info['seconds']:.0f} s)")
+        return fingerprint, info
+
+
+def _subset(dataset: BeirDataset, query_ids: Iterable[str], split: str) -> BeirDataset:
+    ids = [q for q in query_ids]
+    return BeirDataset(dataset.path, dataset.corpus, {q: dataset.queries[q] for q in ids}, {q: dataset.qrels[q] for q in ids}, split)
+
+
+def split_queries(
+    dataset: BeirDataset, validation_queries: int, train_queries: int | None, seed: int
+) -> tuple[list[str], list[str]]:
+    """(training ids, validation ids): a seeded hold-out of the train split, then an optional sample."""
+    ids = sorted(q for q in dataset.qrels if any(grade > 0 for grade in dataset.qrels[q].values()))
+    if validation_queries >= len(ids):
+        raise ValueError(f"validation_queries={validation_queries} leaves no training query (the split has {len(ids)})")
+    shuffled = ids[:]
+    random.Random(seed).shuffle(shuffled)
+    validation, training = sorted(shuffled[:validation_queries]), shuffled[validation_queries:]
+    if train_queries is not None:
+        training = training[:train_queries]
+    return sorted(training), validation
+
+
+class Pipeline:
+    """The stages of one run folder; :func:`run` is the usual way in."""
+
+    def __init__(self, config: RunConfig, output: Path, console: Console | None = None, arms: list[str] | None = None) -> None:
+        self.config = config
+        self.output = output
+        self.console = console or Console(stderr=True)
+        self.stages = _Stages(output, self.console)
+        unknown = sorted(set(arms or []) - {arm.name for arm in config.arms})
+        if unknown:
+            raise ValueError(f"--arm {', '.join(unknown)}: no such arm in the config ({', '.join(a.name for a in config.arms)})")
+        self.arms = [arm for arm in config.arms if not arms or arm.name in arms]
+        self._datasets: dict[str, BeirDataset] = {}
+
+    # -- data -------------------------------------------------------------------------------------
+    def dataset(self, split: str) -> BeirDataset:
+        if split not in self._datasets:
+            self._datasets[split] = load_beir(self.config.data, split=split)
+        return self._datasets[split]
+
+    def evaluation_sets(self, validation: list[str]) -> dict[str, BeirDataset]:
+        sets = {}
+        if validation:
+            sets["validation"] = _subset(self.dataset(self.config.train_split), validation, "validation")
+        sets[self.config.evaluate.split] = self.dataset(self.config.evaluate.split)
+        return sets
+
+    # -- stages -----------------------------------------------------------------------------------
+    def split(self) -> tuple[str, list[str], list[str]]:
+        config = self.config
+        settings = {"data": str(config.data), "split": config.train_split, "validation": config.validation_queries,
+                    "train_queries": config.train_queries, "seed": config.split_seed}
+        path = self.output / "splits.json"
+
+        def work() -> dict[str, Any]:
+            training, validation = split_queries(
+                self.dataset(config.train_split), config.validation_queries, config.train_queries, config.split_seed
+            )
+            path.write_text(json.dumps({"train": training, "validation": validation}, indent=1))
+            return {"train_queries": len(training), "validation_queries": len(validation)}
+
+        fingerprint, _ = self.stages.run("split", settings, work)
+        ids = json.loads(path.read_text())
+        return fingerprint, ids["train"], ids["validation"]
+
+    def mine(self, upstream: str, training: list[str]) -> tuple[str, Path]:
+        from syneg.data import write_training_set
+        from syneg.retrieval.mining import mine
+
+        config = self.config
+        settings = {"upstream": upstream, "mine": config.mine.model_dump(), "model": config.train.model,
+                    "positives_per_query": config.positives_per_query, "seed": config.split_seed}
+        path = self.output / "mined.jsonl"
+
+        def work() -> dict[str, Any]:
+            result = mine(
+                _subset(self.dataset(config.train_split), training, config.train_split),
+                model=config.train.model,
+                positives_per_query=config.positives_per_query,
+                seed=config.split_seed,
+                verbose=False,
+                **config.mine.model_dump(),
+            )
+            written = write_training_set(path, result.instances)
+            return {"pairs": written, "negatives": sum(len(i.negatives) for i in result.instances)}
+
+        fingerprint, _ = self.stages.run("mine", settings, work)
+        return fingerprint, path
+
+    def synthesize(self, upstream: str, mined: Path) -> tuple[str, Path | None]:
+        config = self.config.synthesize
+        if not config.enabled:
+            return "disabled", None
+        path = config.file or self.output / "synthetic.jsonl"
+        generation = config.model_dump(exclude={"file", "cache", "pairs", "concurrency", "threads", "base_url", "api_key_env"})
+        settings = {"upstream": upstream, "generation": generation, "pairs": config.pairs, "file": str(path)}
+        return self.stages.run("synthesize", settings, lambda: self._synthesize(mined, path))[0], path
+
+    def _synthesize(self, mined: Path, path: Path) -> dict[str, Any]:
+        import asyncio
+
+        from syneg.llm import make_client
+        from syneg.synth import AttributeSet, Synthesizer, pairs_from_training_set
+        from syneg.synth import propose_attributes as propose
+
+        config = self.config.synthesize
+        pairs = pairs_from_training_set(mined, limit=config.pairs)
+        client = make_client(
+            config.backend,
+            model="qwen2.5-0.5b" if config.model == "default" and config.backend == "llama.cpp" else config.model,
+            base_url=config.base_url,
+            api_key_env=config.api_key_env,
+            concurrency=config.concurrency,
+            grammar=config.grammar,
+            n_threads=config.threads,
+            cache=config.cache or True,
+        )
+        try:
+            if config.ablation != "none":
+                attributes = None
+            elif config.attributes:
+                attributes = AttributeSet.from_spec(config.attributes)
+            else:
+                proposed = self.output / "attributes.yaml"
+                if not proposed.is_file():
+                    dataset = self.dataset(self.config.train_split)
+                    asyncio.run(propose(dataset, client, sample_size=12, seed=config.seed)).save(proposed)
+                    self.console.print(f"Proposed attributes saved to {proposed} (edit it and rerun to change them).")
+                attributes = AttributeSet.load(proposed)
+            synthesizer = Synthesizer(
+                client,
+                attributes=attributes,
+                negatives_per_pair=config.negatives_per_pair,
+                max_rounds=config.max_rounds,
+                ablation=config.ablation,
+                max_words=config.max_words,
+                max_tokens=config.max_tokens,
+                temperature=config.temperature,
+                seed=config.seed,
+                concurrency=config.concurrency if config.backend == "openai" else 1,
+                prompt_style=config.prompt_style,
+            )
+            stats = synthesizer.run(pairs, path, show_progress=True)
+        finally:
+            asyncio.run(client.aclose())
+        return {k: stats[k] for k in ("pairs", "skipped_pairs", "accepted", "rejected", "requests", "cache_hits", "generator")}
+
+    def mix(self, upstream: str, arm: ArmConfig, seed: int, mined: Path, synthetic: Path | None) -> tuple[str, Path]:
+        from syneg.data import read_training_set, write_training_set
+        from syneg.mixing import mix
+
+        config = self.config.mix
+        options = {
+            "num_negatives": arm.num_negatives or config.num_negatives,
+            "ratio": arm.ratio or config.ratio,
+            "retrieved_sources": arm.retrieved_sources or config.retrieved_sources,
+            "sampling_strategy": config.sampling_strategy,
+            "seed": seed,
+        }
+        folder = self._arm_folder(arm, seed)
+        path = folder / "train.jsonl"
+        needs_synthetic = arm.strategy in ("hybrid", "direct", "synthetic")
+        if needs_synthetic and synthetic is None:
+            raise ValueError(f"arm {arm.name!r} ({arm.strategy}) needs synthetic negatives, but synthesize.enabled is false")
+
+        def work() -> dict[str, Any]:
+            instances, stats = mix(
+                arm.strategy,  # type: ignore[arg-type]
+                read_training_set(mined),
+                read_training_set(synthetic) if needs_synthetic and synthetic and synthetic.is_file() else (),
+                self.dataset(self.config.train_split),
+                **options,
+            )
+            folder.mkdir(parents=True, exist_ok=True)
+            write_training_set(path, instances)
+            return {"instances": stats.instances, "per_source": dict(stats.per_source), "filled": stats.filled,
+                    "short_instances": stats.short}
+
+        settings = {"upstream": upstream, "strategy": arm.strategy, **options}
+        fingerprint, _ = self.stages.run(f"mix/{arm.name}/seed-{seed}", settings, work)
+        return fingerprint, path
+
+    def train(self, upstream: str, arm: ArmConfig, seed: int, training_set: Path) -> tuple[str, Path]:
+        from syneg.training import train
+
+        config = self.config.train
+        temperature = arm.temperature or config.temperature
+        model_dir = self._arm_folder(arm, seed) / "model"
+        settings = {"upstream": upstream, **config.model_dump(), "temperature": temperature, "seed": seed}
+
+        def work() -> dict[str, Any]:
+            result = train(
+                training_set,
+                model_dir,
+                config.model,
+                temperature=temperature,
+                loss=config.loss,
+                batch_size=config.batch_size,
+                learning_rate=config.learning_rate,
+                epochs=config.epochs,
+                max_steps=config.max_steps,
+                warmup_ratio=config.warmup_ratio,
+                max_seq_length=config.max_seq_length,
+                seed=seed,
+                save_steps=config.save_steps,
+                resume_from_checkpoint=True,
+            )
+            # Checkpoints only serve resuming; the finished model is in model_dir.
+            shutil.rmtree(model_dir / "checkpoints", ignore_errors=True)
+            return {"steps": result.global_step, "training_loss": result.training_loss, "rows": result.data.rows,
+                    "source_shares": result.data.source_shares()}
+
+        fingerprint, _ = self.stages.run(f"train/{arm.name}/seed-{seed}", settings, work)
+        return fingerprint, model_dir
+
+    def evaluate(self, upstream: str, name: str, model: str, folder: Path, validation: list[str],
+                 probe_set: tuple[Path, Path] | None = None) -> dict[str, Any]:
+        config = self.config.evaluate
+        settings = {"upstream": upstream, "model": model, **config.model_dump(), "validation": len(validation),
+                    "probe": [str(p) for p in probe_set] if probe_set else None}
+
+        def work() -> dict[str, Any]:
+            from syneg.evaluation import evaluate, write_trec_run
+            from syneg.retrieval.encoder import DenseEncoder
+
+            encoder = None if model == "bm25" else DenseEncoder(model, max_seq_length=config.max_seq_length)
+            metrics = {}
+            for split, dataset in self.evaluation_sets(validation).items():
+                result = evaluate(dataset, model=model, metrics=config.metrics, encoder=encoder, name=name)
+                write_trec_run(folder / f"run.{split}.trec", result.run, tag=name)
+                metrics[split] = result.metrics
+            info: dict[str, Any] = {"metrics": metrics}
+            if probe_set is not None and encoder is not None:
+                from syneg.diagnostics import shortcut_probe
+
+                info["shortcut_probe"] = {
+                    "before": shortcut_probe(*probe_set, model=self.config.train.model).to_dict(),
+                    "after": shortcut_probe(*probe_set, encoder=encoder).to_dict(),
+                }
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "metrics.json").write_text(json.dumps(info, indent=2))
+            return info
+
+        return self.stages.run(f"evaluate/{folder.relative_to(self.output)}", settings, work)[1]
+
+    def _arm_folder(self, arm: ArmConfig, seed: int) -> Path:
+        return self.output / "arms" / arm.name / f"seed-{seed}"
+
+    # -- the whole run ----------------------------------------------------------------------------
+    def run(self) -> list[dict[str, Any]]:
+        config = self.config
+        self.output.mkdir(parents=True, exist_ok=True)
+        (self.output / "config.yaml").write_text(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+        split_done, training, validation = self.split()
+        mined_done, mined = self.mine(split_done, training)
+        uses_synthetic = any(arm.strategy in ("hybrid", "direct", "synthetic") for arm in self.arms)
+        synthetic_done, synthetic = self.synthesize(mined_done, mined) if uses_synthetic else ("unused", None)
+
+        rows: list[dict[str, Any]] = []
+        dataset_name = Path(config.data).name
+        base = {"dataset": dataset_name, "run": str(self.output)}
+        if config.evaluate.bm25:
+            info = self.evaluate(split_done, "bm25", "bm25", self.output / "baselines" / "bm25", validation)
+            rows += _rows(base | {"arm": "bm25", "strategy": "bm25", "seed": None}, info)
+        for arm in self.arms:
+            described = base | {"arm": arm.name, "strategy": arm.strategy,
+                                "ratio": arm.ratio or config.mix.ratio if arm.strategy in ("hybrid", "direct") else None,
+                                "temperature": arm.temperature or config.train.temperature if arm.strategy != "zero-shot" else None,
+                                "num_negatives": (arm.num_negatives or config.mix.num_negatives) if arm.strategy not in ("zero-shot", "in-batch") else 0}
+            if arm.strategy == "zero-shot":
+                info = self.evaluate(split_done, arm.name, config.train.model, self.output / "baselines" / arm.name, validation)
+                rows += _rows(described | {"seed": None}, info)
+                continue
+            for seed in config.seeds:
+                mixed_done, training_set = self.mix(f"{mined_done}:{synthetic_done}", arm, seed, mined, synthetic)
+                trained_done, model_dir = self.train(mixed_done, arm, seed, training_set)
+                probe = (synthetic, mined) if config.evaluate.shortcut_probe and synthetic and arm.strategy in ("hybrid", "direct", "synthetic") else None
+                info = self.evaluate(trained_done, arm.name, str(model_dir), self._arm_folder(arm, seed), validation, probe)
+                rows += _rows(described | {"seed": seed}, info)
+        (self.output / "results.json").write_text(json.dumps(rows, indent=1))
+        return rows
+
+
+def _rows(described: dict[str, Any], info: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for split, metrics in info["metrics"].items():
+        row = described | {"split": split} | metrics
+        if "shortcut_probe" in info:
+            row["probe_auc_before"] = info["shortcut_probe"]["before"]["auc"]
+            row["probe_auc_after"] = info["shortcut_probe"]["after"]["auc"]
+        rows.append(row)
+    return rows
+
+
+def summary_table(rows: list[dict[str, Any]], split: str, metrics: Iterable[str] = SHOWN_METRICS) -> Table:
+    """Before/after table: one line per arm (mean ± std over seeds) on one split."""
+    from syneg.report import aggregate
+
+    metrics = list(metrics)
+    table = Table(title=f"{split} split (×100; mean ± std over seeds)")
+    for column in ("arm", "strategy", "seeds", *metrics):
+        table.add_column(column, justify="left" if column in ("arm", "strategy") else "right")
+    for line in aggregate([r for r in rows if r["split"] == split], metrics):
+        table.add_row(line["arm"], line["strategy"], str(line["seeds"]),
+                      *(_mean_std(line[m], line.get(f"{m}_std"), line["seeds"]) for m in metrics))
+    return table
+
+
+def _mean_std(mean: float, std: float | None, count: int) -> str:
+    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if count > 1 and std is not None else "")
+
+
+def run(config: str | Path | RunConfig, output: str | Path | None = None, arms: list[str] | None = None,
+        console: Console | None = None) -> list[dict[str, Any]]:
+    """The verb: run (or resume) a pipeline and return its result rows.
+
+    ``output`` overrides the config's run folder; the default is ``runs/<config file stem>``.
+
+    Example::
+
+        >>> import syneg
+        >>> rows = syneg.run(syneg.pipeline.demo_config_path(), output="runs/demo")  # doctest: +SKIP
+    """
+    if not isinstance(config, RunConfig):
+        path = Path(config)
+        config = RunConfig.load(path)
+        default_output = Path("runs") / path.stem
+    else:
+        default_output = Path("runs") / "run"
+    folder = Path(output) if output is not None else config.output or default_output
+    return Pipeline(config, folder, console, arms).run()

@@ -1,0 +1,186 @@
+"""The pipeline: config validation, stage skipping and resume, and the demo end to end (real models)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from syneg.data import DataError, load_beir, read_training_set
+from syneg.pipeline import RunConfig, demo_config_path, run, split_queries
+
+# Retrieved-only arms: the stages and their skipping without the LLM (the demo test covers synthesis).
+FAST_CONFIG = {
+    "data": "demo",
+    "seeds": [1],
+    "validation_queries": 6,
+    "mine": {"retriever": "both", "num_negatives": 4, "range_max": 20},
+    "mix": {"num_negatives": 2},
+    "train": {"batch_size": 8, "max_steps": 2, "save_steps": 1},
+    "evaluate": {"bm25": False},
+    "arms": [
+        {"name": "zero-shot", "strategy": "zero-shot"},
+        {"name": "bm25", "strategy": "retrieved", "retrieved_sources": "bm25"},
+    ],
+}
+
+
+def write_config(folder: Path, config: dict) -> Path:
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def markers(run_dir: Path) -> dict[str, float]:
+    return {p.name: p.stat().st_mtime_ns for p in (run_dir / "stages").iterdir()}
+
+
+def test_config_errors_name_the_file_and_key(tmp_path):
+    path = write_config(tmp_path, {"data": "demo", "mine": {"num_negatives": "many"}, "colour": "red"})
+    with pytest.raises(DataError, match=r"config\.yaml: .*mine\.num_negatives.*colour"):
+        RunConfig.load(path)
+    path = write_config(tmp_path, {"data": "demo", "arms": [{"name": "a", "strategy": "hybrid"}, {"name": "a", "strategy": "random"}]})
+    with pytest.raises(DataError, match="repeated: a"):
+        RunConfig.load(path)
+    path = write_config(tmp_path, {"data": "demo", "arms": [{"name": "x/y", "strategy": "hybrid"}]})
+    with pytest.raises(DataError, match="arms.0.name"):
+        RunConfig.load(path)
+    with pytest.raises(DataError, match="not found"):
+        RunConfig.load(tmp_path / "missing.yaml")
+
+
+def test_config_paths_are_read_from_the_config_folder(tmp_path):
+    path = write_config(tmp_path, {"data": "../datasets/x", "synthesize": {"file": "negs/synthetic.jsonl"}})
+    config = RunConfig.load(path)
+    assert config.data == (tmp_path / "../datasets/x").resolve()
+    assert config.synthesize.file == tmp_path / "negs" / "synthetic.jsonl"
+
+
+def test_validation_queries_are_held_out_of_training(demo_train):
+    training, validation = split_queries(demo_train, validation_queries=6, train_queries=None, seed=0)
+    assert len(validation) == 6 and not set(training) & set(validation)
+    assert set(training) | set(validation) == set(demo_train.qrels)
+    assert split_queries(demo_train, 6, None, seed=0) == (training, validation)
+    sampled, same_validation = split_queries(demo_train, 6, 10, seed=0)
+    assert len(sampled) == 10 and set(sampled) <= set(training) and same_validation == validation
+    with pytest.raises(ValueError, match="leaves no training query"):
+        split_queries(demo_train, 100, None, seed=0)
+
+
+def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, capsys):
+    path = write_config(tmp_path, FAST_CONFIG)
+    run_dir = tmp_path / "run"
+    rows = run(path, output=run_dir)
+
+    # Zero-shot and one trained seed, each on the held-out validation queries and the test split.
+    assert {(r["arm"], r["split"]) for r in rows} == {(a, s) for a in ("zero-shot", "bm25") for s in ("validation", "test")}
+    assert all(0 <= r["ndcg@10"] <= 1 for r in rows)
+    splits = json.loads((run_dir / "splits.json").read_text())
+    mined_queries = {i.query_id for i in read_training_set(run_dir / "mined.jsonl")}
+    assert mined_queries == set(splits["train"]) and not mined_queries & set(splits["validation"])
+    arm = run_dir / "arms" / "bm25" / "seed-1"
+    assert {n.source for i in read_training_set(arm / "train.jsonl") for n in i.negatives} == {"bm25"}
+    assert (arm / "model" / "README.md").is_file() and (arm / "run.test.trec").is_file()
+    assert not (arm / "model" / "checkpoints").exists()
+    assert json.loads((run_dir / "results.json").read_text()) == rows
+
+    # A rerun does nothing: every stage is skipped and the results are the same.
+    before = markers(run_dir)
+    assert run(path, output=run_dir) == rows
+    assert markers(run_dir) == before
+
+    # A run stopped during training: the model and the later markers are missing, a checkpoint is left.
+    (run_dir / "stages" / "train__bm25__seed-1.json").unlink()
+    (run_dir / "stages" / "evaluate__arms__bm25__seed-1.json").unlink()
+    shutil.rmtree(arm / "model")
+    checkpoint = arm / "model" / "checkpoints" / "checkpoint-1"
+    capsys.readouterr()
+    rows_resumed = run(path, output=run_dir)
+    log = capsys.readouterr().err
+    assert "mine: done before, skipped" in log and "mix/bm25/seed-1: done before, skipped" in log
+    assert "▶ train/bm25/seed-1" in log and "▶ evaluate/arms/bm25/seed-1" in log
+    assert not checkpoint.exists()  # cleaned after the resumed training finished
+    assert len(rows_resumed) == len(rows)
+
+    # A changed training setting redoes training and evaluation only, not mining or mixing.
+    changed = FAST_CONFIG | {"train": FAST_CONFIG["train"] | {"temperature": 0.05}}
+    write_config(tmp_path, changed)
+    capsys.readouterr()
+    run(path, output=run_dir)
+    log = capsys.readouterr().err
+    assert "mix/bm25/seed-1: done before, skipped" in log
+    assert "train/bm25/seed-1: settings changed since it ran" in log
+
+
+def test_training_resumes_from_the_checkpoint_of_a_stopped_run(tmp_path, monkeypatch):
+    config = FAST_CONFIG | {"arms": [FAST_CONFIG["arms"][1]], "train": FAST_CONFIG["train"] | {"max_steps": 3}}
+    path = write_config(tmp_path, config)
+    run_dir = tmp_path / "run"
+    run(path, output=run_dir)
+    arm = run_dir / "arms" / "bm25" / "seed-1"
+    trained = json.loads((run_dir / "stages" / "train__bm25__seed-1.json").read_text())["info"]
+    assert trained["steps"] == 3
+
+    # Stop after step 2: train two steps into the same folder, keep the checkpoints, drop the markers.
+    from syneg.training import train
+
+    (run_dir / "stages" / "train__bm25__seed-1.json").unlink()
+    (run_dir / "stages" / "evaluate__arms__bm25__seed-1.json").unlink()
+    shutil.rmtree(arm / "model")
+    train(arm / "train.jsonl", arm / "model", max_steps=2, batch_size=8, save_steps=1, seed=1)
+    assert (arm / "model" / "checkpoints" / "checkpoint-2").is_dir()
+    from sentence_transformers import SentenceTransformerTrainer
+
+    resumed_from = []
+    original = SentenceTransformerTrainer.train
+
+    def spy(self, *args, **kwargs):
+        resumed_from.append(kwargs.get("resume_from_checkpoint"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformerTrainer, "train", spy)
+    run(path, output=run_dir)
+    assert resumed_from == [str(arm / "model" / "checkpoints" / "checkpoint-2")]
+    resumed = json.loads((run_dir / "stages" / "train__bm25__seed-1.json").read_text())["info"]
+    assert resumed["steps"] == 3
+
+
+def test_unknown_arm_is_an_error(tmp_path):
+    path = write_config(tmp_path, FAST_CONFIG)
+    with pytest.raises(ValueError, match="no such arm"):
+        run(path, output=tmp_path / "run", arms=["hybrid"])
+
+
+@pytest.mark.slow
+def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
+    """`syneg run --demo` as the README runs it: real MiniLM, real Qwen, every stage, a before/after table."""
+    from typer.testing import CliRunner
+
+    from syneg.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", "--demo"])
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "demo"
+    rows = json.loads((run_dir / "results.json").read_text())
+    config = RunConfig.load(demo_config_path())
+    assert {r["arm"] for r in rows} == {"bm25"} | {a.name for a in config.arms}
+    assert "zero-shot" in result.output and "hybrid" in result.output
+
+    synthetic = list(read_training_set(run_dir / "synthetic.jsonl"))
+    assert len(synthetic) == config.synthesize.pairs
+    hybrid = list(read_training_set(run_dir / "arms" / "hybrid" / "seed-42" / "train.jsonl"))
+    train_split = load_beir(config.data, split="train")
+    assert len(hybrid) == len(train_split.qrels)  # one pair per training query
+    accepted = {(i.query_id, i.pos_ids[0]) for i in synthetic if i.negatives}
+    for instance in hybrid:
+        sources = [n.source for n in instance.negatives]
+        assert len(sources) == config.mix.num_negatives
+        # Pairs with an accepted LLM negative carry one synthetic and two retrieved negatives.
+        if (instance.query_id, instance.pos_ids[0]) in accepted:
+            assert sources.count("synthetic") == 1
+    card = (run_dir / "arms" / "hybrid" / "seed-42" / "model" / "README.md").read_text()
+    assert "synthetic" in card

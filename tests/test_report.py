@@ -1,0 +1,118 @@
+"""Reports across runs and the shortcut probe (real MiniLM on real SciFact text)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import replace
+
+import pytest
+
+from syneg.data import DataError, Negative, TrainingInstance, write_training_set
+from syneg.diagnostics import probe_samples, shortcut_probe
+from syneg.report import aggregate, hybrid_verdict, load_rows, write_report
+
+
+def result_rows() -> list[dict]:
+    """Rows as `syneg run` writes them: three seeds of four arms, an R sweep and a τ sweep."""
+    rows = [{"dataset": "toy", "run": "r", "arm": "zero-shot", "strategy": "zero-shot", "ratio": None, "temperature": None,
+             "num_negatives": 0, "seed": None, "split": split, "ndcg@10": 0.60, "recall@10": 0.7, "mrr@10": 0.55}
+            for split in ("validation", "test")]
+    arms = {"bm25": ("retrieved", None, 0.02, 0.62), "hybrid": ("hybrid", 0.7, 0.02, 0.65),
+            "hybrid-R0.3": ("hybrid", 0.3, 0.02, 0.63), "hybrid-R2": ("hybrid", 2.0, 0.02, 0.61),
+            "hybrid-t0.05": ("hybrid", 0.7, 0.05, 0.64)}
+    for arm, (strategy, ratio, temperature, base) in arms.items():
+        for seed, delta in zip((1, 2, 3), (-0.01, 0.0, 0.01)):
+            for split in ("validation", "test"):
+                row = {"dataset": "toy", "run": "r", "arm": arm, "strategy": strategy, "ratio": ratio, "temperature": temperature,
+                       "num_negatives": 3, "seed": seed, "split": split, "ndcg@10": base + delta, "recall@10": base + 0.1,
+                       "mrr@10": base - 0.05}
+                if strategy == "hybrid":
+                    row |= {"probe_auc_before": 0.8, "probe_auc_after": 0.9 + delta}
+                rows.append(row)
+    return rows
+
+
+def test_aggregate_gives_mean_and_spread_over_seeds():
+    lines = {line["arm"]: line for line in aggregate([r for r in result_rows() if r["split"] == "test"])}
+    assert lines["hybrid"]["seeds"] == 3
+    assert lines["hybrid"]["ndcg@10"] == pytest.approx(0.65)
+    assert lines["hybrid"]["ndcg@10_std"] == pytest.approx(0.01)
+    assert lines["zero-shot"]["seeds"] == 1 and lines["zero-shot"]["ndcg@10_std"] == 0.0
+
+
+def test_verdict_compares_hybrid_with_every_other_arm():
+    lines = aggregate([r for r in result_rows() if r["split"] == "test"])
+    verdict = hybrid_verdict(lines)
+    assert "Hybrid above every other arm: **yes**" in verdict
+    assert "(`bm25`): +3.00 points" in verdict and "**met**" in verdict
+    worse = [line | {"ndcg@10": 0.5} if line["strategy"] == "hybrid" else line for line in lines]
+    assert "**no**" in hybrid_verdict(worse) and "not met" in hybrid_verdict(worse)
+
+
+def test_report_writes_tables_and_plots(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text(json.dumps(result_rows()))
+    written = write_report([run_dir], tmp_path / "report")
+    assert {"csv", "markdown", "strategies-toy", "ratio-toy", "temperature-toy"} <= set(written)
+    with written["csv"].open() as handle:
+        assert len(list(csv.DictReader(handle))) == len(result_rows())
+    text = written["markdown"].read_text()
+    assert "| hybrid | hybrid | 0.7 | 0.02 | 3 | 3 | 65.00 ± 1.00 |" in text
+    assert "Shortcut probe" in text and "| hybrid | 3 | 0.800 | 0.900 ± 0.010 |" in text
+    for key in ("strategies-toy", "ratio-toy", "temperature-toy"):
+        assert written[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_errors_name_the_run(tmp_path):
+    with pytest.raises(DataError, match="no results.json"):
+        load_rows([tmp_path])
+    (tmp_path / "results.json").write_text("{oops")
+    with pytest.raises(DataError, match="results.json: not valid JSON"):
+        load_rows([tmp_path])
+
+
+def pools(dataset, tmp_path, synthetic_text):
+    """A mined pool of real documents and a 'synthetic' pool made by ``synthetic_text(rng, document)``."""
+    rng = random.Random(0)
+    documents = list(dataset.corpus.values())
+    retrieved, synthetic = [], []
+    for query_id, doc_id in dataset.pairs():
+        instance = TrainingInstance(query_id, dataset.queries[query_id], [doc_id], [dataset.corpus[doc_id].full_text])
+        picks = rng.sample(documents, 3)
+        retrieved.append(replace(instance, negatives=[Negative(d.full_text, "bm25", id=d.id) for d in picks[:2]]))
+        synthetic.append(replace(instance, negatives=[Negative(synthetic_text(rng, picks[2]), "synthetic")]))
+    write_training_set(tmp_path / "mined.jsonl", retrieved)
+    write_training_set(tmp_path / "synthetic.jsonl", synthetic)
+    return tmp_path / "synthetic.jsonl", tmp_path / "mined.jsonl"
+
+
+def test_probe_samples_are_balanced_per_pair(scifact_subset, tmp_path):
+    dataset = scifact_subset("train", 12, 80)
+    synthetic, mined = pools(dataset, tmp_path, lambda rng, document: document.full_text)
+    texts, labels, groups = probe_samples(synthetic, mined)
+    assert labels.sum() == len(labels) / 2 == len(set(groups.tolist()))
+
+
+def test_probe_tells_a_marked_source_apart_and_not_an_unmarked_one(scifact_subset, tmp_path, dense_encoder):
+    """Same documents on both sides: near chance. A recognisable style on the synthetic side: near certain."""
+    dataset = scifact_subset("train", 40, 200)
+    alike = shortcut_probe(*pools(dataset, tmp_path, lambda rng, document: document.full_text), encoder=dense_encoder)
+    assert alike.queries >= 30 and 0.3 < alike.auc < 0.7
+
+    styled_dir = tmp_path / "styled"
+    styled_dir.mkdir()
+    styled = shortcut_probe(
+        *pools(dataset, styled_dir, lambda rng, document: "In this essay we explore, in simple terms, the following: " + document.text[:300]),
+        encoder=dense_encoder,
+    )
+    assert styled.auc > 0.9 and styled.accuracy > 0.8
+    assert 0 <= styled.length_auc <= 1
+
+
+def test_probe_needs_a_few_queries(scifact_subset, tmp_path, dense_encoder):
+    dataset = scifact_subset("train", 2, 10)
+    result = shortcut_probe(*pools(dataset, tmp_path, lambda rng, document: document.full_text), encoder=dense_encoder)
+    assert result.auc is None and result.queries == 2
