@@ -19,10 +19,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The whole pipeline (mine, synthesize, mix, train, evaluate) on the demo dataset; rerunning resumes.
 demo: $(STAMP)
-	$(eval DEMO_DATA := $(shell $(PYTHON) -c "import syneg; print(syneg.demo_path())"))
-	$(SYNEG) mine $(DEMO_DATA) --split train --retriever both --num-negatives 3 --relative-margin 0.05 --output $(DEMO_OUT)/mined.jsonl
-	$(SYNEG) evaluate $(DEMO_DATA) --split test --model bm25 --model default --run-dir $(DEMO_OUT)/runs
+	$(SYNEG) run --demo --output $(DEMO_OUT)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest

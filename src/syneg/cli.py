@@ -390,6 +390,7 @@ def run(
     demo: Annotated[bool, typer.Option("--demo", help="Run the shipped demo config on the demo dataset.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder (default: the config's, else runs/<config name>).")] = None,
     arm: Annotated[Optional[list[str]], typer.Option("--arm", help="Only this arm (repeatable); the others are left as they are.")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Stop after this stage: split, mine, synthesize, mix, train or evaluate.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result rows as JSON on stdout.")] = False,
 ) -> None:
     """Run the pipeline mine → synthesize → mix → train → evaluate; completed stages are skipped, so a rerun resumes."""
@@ -401,8 +402,10 @@ def run(
     assert path is not None
     if demo and output is None:
         output = Path("runs") / "demo"
-    rows = run_pipeline(path, output=output, arms=arm)
-    if as_json:
+    rows = run_pipeline(path, output=output, arms=arm, until=until)  # type: ignore[arg-type]
+    if until not in (None, "evaluate"):
+        stderr.print(f"Stopped after the {until} stage.")
+    elif as_json:
         print(json.dumps(rows, indent=2))
     else:
         splits = list(dict.fromkeys(r["split"] for r in rows))

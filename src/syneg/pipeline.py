@@ -56,7 +56,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -68,6 +68,8 @@ from syneg.evaluation import DEFAULT_METRICS
 
 logger = logging.getLogger(__name__)
 
+PipelineStage = Literal["split", "mine", "synthesize", "mix", "train", "evaluate"]
+PIPELINE_STAGES: tuple[str, ...] = get_args(PipelineStage)
 ArmStrategy = Literal["zero-shot", "hybrid", "direct", "synthetic", "retrieved", "random", "in-batch"]
 SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 
@@ -110,6 +112,7 @@ class SynthesizeConfig(_Section):
     max_tokens: int = 220
     temperature: float = 0.7
     seed: int = 0
+    checks: dict[str, float] = Field(default_factory=dict, description="Overrides of syneg.synth.CheckConfig thresholds.")
     file: Path | None = Field(None, description="Synthesis output to append to (default RUN/synthetic.jsonl).")
     cache: Path | None = Field(None, description="LLM request cache (default $SYNEG_CACHE_DIR/llm-cache.sqlite).")
 
@@ -151,6 +154,7 @@ class ArmConfig(_Section):
     retrieved_sources: Literal["bm25", "dense", "both"] | None = None
     num_negatives: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, gt=0)
+    seeds: list[int] | None = Field(None, min_length=1, description="Overrides the run's seeds (e.g. one seed for sweep points).")
 
     @field_validator("name")
     @classmethod
@@ -188,6 +192,16 @@ class RunConfig(_Section):
         if repeated:
             raise ValueError(f"arm names must be unique; repeated: {', '.join(repeated)}")
         return self
+
+    @field_validator("synthesize")
+    @classmethod
+    def _known_checks(cls, synthesize: SynthesizeConfig) -> SynthesizeConfig:
+        from syneg.synth import CheckConfig
+
+        unknown = sorted(set(synthesize.checks) - set(CheckConfig.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown checks {', '.join(unknown)}; known: {', '.join(CheckConfig.__dataclass_fields__)}")
+        return synthesize
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
@@ -290,7 +304,11 @@ def split_queries(
 class Pipeline:
     """The stages of one run folder; :func:`run` is the usual way in."""
 
-    def __init__(self, config: RunConfig, output: Path, console: Console | None = None, arms: list[str] | None = None) -> None:
+    def __init__(self, config: RunConfig, output: Path, console: Console | None = None, arms: list[str] | None = None,
+                 until: PipelineStage | None = None) -> None:
+        if until is not None and until not in PIPELINE_STAGES:
+            raise ValueError(f"Unknown stage {until!r}; expected one of {', '.join(PIPELINE_STAGES)}")
+        self.until = until
         self.config = config
         self.output = output
         self.console = console or Console(stderr=True)
@@ -369,7 +387,7 @@ class Pipeline:
         import asyncio
 
         from syneg.llm import make_client
-        from syneg.synth import AttributeSet, Synthesizer, pairs_from_training_set
+        from syneg.synth import AttributeSet, CheckConfig, Synthesizer, pairs_from_training_set
         from syneg.synth import propose_attributes as propose
 
         config = self.config.synthesize
@@ -402,6 +420,7 @@ class Pipeline:
                 negatives_per_pair=config.negatives_per_pair,
                 max_rounds=config.max_rounds,
                 ablation=config.ablation,
+                checks=CheckConfig(**config.checks),  # type: ignore[arg-type]
                 max_words=config.max_words,
                 max_tokens=config.max_tokens,
                 temperature=config.temperature,
@@ -521,33 +540,57 @@ class Pipeline:
         self.output.mkdir(parents=True, exist_ok=True)
         (self.output / "config.yaml").write_text(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
         split_done, training, validation = self.split()
+        if self.until == "split":
+            return []
         mined_done, mined = self.mine(split_done, training)
+        if self.until == "mine":
+            return []
         uses_synthetic = any(arm.strategy in ("hybrid", "direct", "synthetic") for arm in self.arms)
         synthetic_done, synthetic = self.synthesize(mined_done, mined) if uses_synthetic else ("unused", None)
+        if self.until == "synthesize":
+            return []
 
         rows: list[dict[str, Any]] = []
         dataset_name = Path(config.data).name
         base = {"dataset": dataset_name, "run": str(self.output)}
-        if config.evaluate.bm25:
+        if config.evaluate.bm25 and self.until in (None, "evaluate"):
             info = self.evaluate(split_done, "bm25", "bm25", self.output / "baselines" / "bm25", validation)
             rows += _rows(base | {"arm": "bm25", "strategy": "bm25", "seed": None}, info)
         for arm in self.arms:
+            sources = arm.retrieved_sources or config.mix.retrieved_sources
+            ratio = arm.ratio or config.mix.ratio if arm.strategy in ("hybrid", "direct") else None
             described = base | {"arm": arm.name, "strategy": arm.strategy,
-                                "ratio": arm.ratio or config.mix.ratio if arm.strategy in ("hybrid", "direct") else None,
+                                # R = synthetic / retrieved: 0 for a retrieved-only arm, the end of an R sweep.
+                                "ratio": 0.0 if arm.strategy == "retrieved" else ratio,
+                                "retrieved_sources": sources if arm.strategy in ("hybrid", "direct", "retrieved") else None,
                                 "temperature": arm.temperature or config.train.temperature if arm.strategy != "zero-shot" else None,
                                 "num_negatives": (arm.num_negatives or config.mix.num_negatives) if arm.strategy not in ("zero-shot", "in-batch") else 0}
-            if arm.strategy == "zero-shot":
+            if arm.strategy == "zero-shot" and self.until in (None, "evaluate"):
                 info = self.evaluate(split_done, arm.name, config.train.model, self.output / "baselines" / arm.name, validation)
                 rows += _rows(described | {"seed": None}, info)
+            if arm.strategy == "zero-shot":
                 continue
-            for seed in config.seeds:
+            for seed in arm.seeds or config.seeds:
                 mixed_done, training_set = self.mix(f"{mined_done}:{synthetic_done}", arm, seed, mined, synthetic)
+                if self.until == "mix":
+                    continue
                 trained_done, model_dir = self.train(mixed_done, arm, seed, training_set)
+                if self.until == "train":
+                    continue
                 probe = (synthetic, mined) if config.evaluate.shortcut_probe and synthetic and arm.strategy in ("hybrid", "direct", "synthetic") else None
                 info = self.evaluate(trained_done, arm.name, str(model_dir), self._arm_folder(arm, seed), validation, probe)
                 rows += _rows(described | {"seed": seed}, info)
-        (self.output / "results.json").write_text(json.dumps(rows, indent=1))
+        if self.until in (None, "evaluate"):
+            self._save_results(rows)
         return rows
+
+    def _save_results(self, rows: list[dict[str, Any]]) -> None:
+        """Merge into results.json: a run limited to some arms keeps the other arms' rows."""
+        path = self.output / "results.json"
+        key = lambda row: (row["arm"], row["seed"], row["split"])  # noqa: E731
+        merged = {key(row): row for row in (json.loads(path.read_text()) if path.is_file() else [])}
+        merged.update({key(row): row for row in rows})
+        path.write_text(json.dumps(list(merged.values()), indent=1))
 
 
 def _rows(described: dict[str, Any], info: dict[str, Any]) -> list[dict[str, Any]]:
@@ -580,10 +623,12 @@ def _mean_std(mean: float, std: float | None, count: int) -> str:
 
 
 def run(config: str | Path | RunConfig, output: str | Path | None = None, arms: list[str] | None = None,
-        console: Console | None = None) -> list[dict[str, Any]]:
+        until: PipelineStage | None = None, console: Console | None = None) -> list[dict[str, Any]]:
     """The verb: run (or resume) a pipeline and return its result rows.
 
-    ``output`` overrides the config's run folder; the default is ``runs/<config file stem>``.
+    ``output`` overrides the config's run folder; the default is ``runs/<config file stem>``. ``arms``
+    restricts the run to some arms; ``until`` stops after a stage (e.g. ``synthesize``, to make the
+    LLM negatives ahead of training), returning no rows.
 
     Example::
 
@@ -597,4 +642,4 @@ def run(config: str | Path | RunConfig, output: str | Path | None = None, arms: 
     else:
         default_output = Path("runs") / "run"
     folder = Path(output) if output is not None else config.output or default_output
-    return Pipeline(config, folder, console, arms).run()
+    return Pipeline(config, folder, console, arms, until).run()

@@ -11,8 +11,9 @@ seed and split, written by ``syneg run``) and writes into ``DIR``:
 - ``ratio-<dataset>.png`` and ``temperature-<dataset>.png``: nDCG@10 against R and against τ, for
   every split present (tune on ``validation``, report ``test``), when the runs hold such a sweep.
 
-A sweep is read from the arms themselves: hybrid arms that differ only in ``ratio`` form the R sweep,
-arms of one strategy that differ only in ``temperature`` form the τ sweep.
+A sweep is read from the arms themselves: hybrid arms that differ only in ``ratio`` form the R sweep
+(with a retrieved-only arm over both retrievers, at the same τ and number of negatives, as R = 0),
+and arms of one strategy that differ only in ``temperature`` form the τ sweep.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def aggregate(rows: list[dict[str, Any]], metrics: Iterable[str] = SHOWN_METRICS
     for (dataset, arm), members in groups.items():
         first = members[0]
         line = {"dataset": dataset, "arm": arm, "seeds": len(members)}
-        line |= {k: first.get(k) for k in ("strategy", "ratio", "temperature", "num_negatives", "split")}
+        line |= {k: first.get(k) for k in ("strategy", "ratio", "temperature", "num_negatives", "retrieved_sources", "split")}
         for metric in [*metrics, "probe_auc_before", "probe_auc_after"]:
             values = [r[metric] for r in members if r.get(metric) is not None]
             if not values:
@@ -77,11 +78,13 @@ def _cell(line: dict[str, Any], metric: str) -> str:
 def _sweeps(lines: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """The R sweep (hybrid arms at one temperature) and the τ sweep (one strategy and ratio)."""
     sweeps: dict[str, list[dict[str, Any]]] = {}
-    hybrid = [line for line in lines if line["strategy"] == "hybrid"]
-    by_temperature: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for line in hybrid:
-        by_temperature[line["temperature"]].append(line)
-    ratio_sweep = max(by_temperature.values(), key=lambda group: len({g["ratio"] for g in group}), default=[])
+    # Hybrid arms, plus retrieved-only arms over both retrievers as R = 0, at one τ and one number of negatives.
+    candidates = [line for line in lines if line["strategy"] == "hybrid"
+                  or (line["strategy"] == "retrieved" and line.get("retrieved_sources") == "both")]
+    by_setting_r: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for line in candidates:
+        by_setting_r[(line["temperature"], line["num_negatives"])].append(line)
+    ratio_sweep = max(by_setting_r.values(), key=lambda group: len({g["ratio"] for g in group}), default=[])
     if len({line["ratio"] for line in ratio_sweep}) > 1:
         sweeps["ratio"] = sorted(ratio_sweep, key=lambda line: line["ratio"])
     by_setting: dict[Any, list[dict[str, Any]]] = defaultdict(list)
