@@ -7,7 +7,9 @@ Reports, for ``--pairs`` (query, positive) pairs of the train split:
   dense-mined negatives for the same queries (a hard negative should be close to the query);
 - the answer-leak rate of all candidates as judged by the checks;
 - the cost of a rerun served from the request cache;
-- single-stream against aggregate tokens/s with several requests in flight on ``llama_cpp.server``;
+- single-stream against aggregate tokens/s with several requests in flight on ``llama_cpp.server``
+  (llama-cpp-python's, one sequence at a time) and on llama.cpp's C++ ``llama-server`` (continuous
+  batching over ``--parallel`` slots; build it with ``bench/build_llama_server.sh``);
 - five example negatives beside their query and positive.
 
 Usage::
@@ -80,25 +82,25 @@ def mined_similarity(dataset: BeirDataset, query_ids: set[str], encoder: DenseEn
     return means
 
 
-def server_throughput(args: argparse.Namespace, in_flight: int) -> dict:
-    """Tokens/s of one request at a time against ``in_flight`` at once, on llama_cpp.server."""
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(args.model)), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", str(args.threads or 1)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+        return sock.getsockname()[1]
+
+
+def measure_server(command: list[str], port: int, model: str, in_flight: int) -> dict:
+    """Start a server, then tokens/s of one request alone against ``in_flight`` requests at once."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        for _ in range(240):
+        for _ in range(480):
             try:
                 if httpx.get(f"{base}/models", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.5)
-        backend = OpenAICompatibleBackend(base, args.model, concurrency=in_flight, timeout=600, structured_output="none")
+                pass
+            time.sleep(0.5)
+        backend = OpenAICompatibleBackend(base, model, concurrency=in_flight, timeout=900, structured_output="none")
         prompt = "Write a short encyclopedia paragraph about protein folding."
 
         async def batch(count: int) -> tuple[float, int]:
@@ -108,16 +110,34 @@ def server_throughput(args: argparse.Namespace, in_flight: int) -> dict:
             ))
             return time.perf_counter() - start, sum(c.completion_tokens for c in completions)
 
+        asyncio.run(batch(1))  # warm-up: the first request pays for loading and caches
         single_time, single_tokens = asyncio.run(batch(1))
         many_time, many_tokens = asyncio.run(batch(in_flight))
         return {
             "single_stream_tokens_per_s": round(single_tokens / single_time, 2),
             "in_flight": in_flight,
             "aggregate_tokens_per_s": round(many_tokens / many_time, 2),
+            "speedup": round((many_tokens / many_time) / (single_tokens / single_time), 2),
         }
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def server_throughput(args: argparse.Namespace, in_flight: int) -> dict:
+    """llama-cpp-python's server (``python -m llama_cpp.server``): one sequence decoded at a time."""
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(args.model)), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", "2048", "--n_threads", str(args.threads or 1)]
+    return measure_server(command, port, args.model, in_flight)
+
+
+def cpp_server_throughput(args: argparse.Namespace, in_flight: int) -> dict:
+    """llama.cpp's C++ ``llama-server`` with ``in_flight`` slots: continuous batching of the sequences."""
+    port = free_port()
+    command = [str(args.llama_server), "-m", str(resolve_gguf(args.model)), "--host", "127.0.0.1", "--port", str(port),
+               "-c", str(2048 * in_flight), "--parallel", str(in_flight), "--cont-batching", "-t", str(args.threads or 1)]
+    return measure_server(command, port, args.model, in_flight)
 
 
 def in_process_throughput(args: argparse.Namespace) -> float:
@@ -142,6 +162,9 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=4)
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--llama-server", type=Path, default=None,
+                        help="llama.cpp's C++ llama-server (bench/build_llama_server.sh) for the continuous-batching figures")
+    parser.add_argument("--throughput-only", action="store_true", help="Measure tokens/s, then stop")
     parser.add_argument("--out", type=Path, default=Path("bench/out/synthesis"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -151,7 +174,12 @@ def main() -> None:
         print("Throughput: in-process and llama_cpp.server ...", file=sys.stderr, flush=True)
         results["in_process_tokens_per_s"] = in_process_throughput(args)
         results["server"] = server_throughput(args, args.in_flight)
+        if args.llama_server:
+            results["cpp_server"] = cpp_server_throughput(args, args.in_flight)
         print(json.dumps(results), file=sys.stderr, flush=True)
+        if args.throughput_only:
+            (args.out / "throughput.json").write_text(json.dumps(results, indent=2))
+            return
 
     dataset = load_beir(args.data, split=args.split)
     pairs = pairs_from_beir(dataset, limit=args.pairs)
