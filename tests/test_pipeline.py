@@ -19,7 +19,7 @@ FAST_CONFIG = {
     "validation_queries": 6,
     "mine": {"retriever": "both", "num_negatives": 4, "range_max": 20},
     "mix": {"num_negatives": 2},
-    "train": {"batch_size": 8, "max_steps": 2, "save_steps": 1},
+    "train": {"batch_size": 8, "max_steps": 3, "save_steps": 1},
     "evaluate": {"bm25": False},
     "arms": [
         {"name": "zero-shot", "strategy": "zero-shot"},
@@ -48,6 +48,11 @@ def test_config_errors_name_the_file_and_key(tmp_path):
     path = write_config(tmp_path, {"data": "demo", "arms": [{"name": "x/y", "strategy": "hybrid"}]})
     with pytest.raises(DataError, match="arms.0.name"):
         RunConfig.load(path)
+    path = write_config(tmp_path, {"data": "demo", "synthesize": {"checks": {"positive_ratio": 1.0, "colour": 1}}})
+    with pytest.raises(DataError, match="unknown checks colour"):
+        RunConfig.load(path)
+    path = write_config(tmp_path, {"data": "demo", "seeds": [1, 2], "arms": [{"name": "h", "strategy": "hybrid", "seeds": [7]}]})
+    assert RunConfig.load(path).arms[0].seeds == [7]
     with pytest.raises(DataError, match="not found"):
         RunConfig.load(tmp_path / "missing.yaml")
 
@@ -70,9 +75,13 @@ def test_validation_queries_are_held_out_of_training(demo_train):
         split_queries(demo_train, 100, None, seed=0)
 
 
-def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, capsys):
+def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, capsys, monkeypatch):
     path = write_config(tmp_path, FAST_CONFIG)
     run_dir = tmp_path / "run"
+    # --until stops after a stage: mixed training sets, no model, no results.
+    assert run(path, output=run_dir, until="mix") == []
+    assert set(markers(run_dir)) == {"split.json", "mine.json", "mix__bm25__seed-1.json"}
+    assert not (run_dir / "results.json").exists()
     rows = run(path, output=run_dir)
 
     # Zero-shot and one trained seed, each on the held-out validation queries and the test split.
@@ -83,7 +92,9 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
     assert mined_queries == set(splits["train"]) and not mined_queries & set(splits["validation"])
     arm = run_dir / "arms" / "bm25" / "seed-1"
     assert {n.source for i in read_training_set(arm / "train.jsonl") for n in i.negatives} == {"bm25"}
-    assert (arm / "model" / "README.md").is_file() and (arm / "run.test.trec").is_file()
+    assert (arm / "run.test.trec").is_file()
+    bm25_test = next(r for r in rows if r["arm"] == "bm25" and r["split"] == "test")
+    assert f"| demo test ndcg@10 | {bm25_test['ndcg@10']:.4f} |" in (arm / "model" / "README.md").read_text()
     assert not (arm / "model" / "checkpoints").exists()
     assert json.loads((run_dir / "results.json").read_text()) == rows
 
@@ -91,18 +102,37 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
     before = markers(run_dir)
     assert run(path, output=run_dir) == rows
     assert markers(run_dir) == before
+    # A run of one arm keeps the other arms' rows in results.json.
+    assert {r["arm"] for r in run(path, output=run_dir, arms=["zero-shot"])} == {"zero-shot"}
+    assert json.loads((run_dir / "results.json").read_text()) == rows
 
-    # A run stopped during training: the model and the later markers are missing, a checkpoint is left.
+    # A run stopped during training: two of the three steps done, their checkpoints left, no later marker.
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from syneg.training import train
+
     (run_dir / "stages" / "train__bm25__seed-1.json").unlink()
     (run_dir / "stages" / "evaluate__arms__bm25__seed-1.json").unlink()
     shutil.rmtree(arm / "model")
-    checkpoint = arm / "model" / "checkpoints" / "checkpoint-1"
+    train(arm / "train.jsonl", arm / "model", max_steps=2, batch_size=8, save_steps=1, seed=1)
+    checkpoint = arm / "model" / "checkpoints" / "checkpoint-2"
+    assert checkpoint.is_dir()
+    resumed_from = []
+    original = SentenceTransformerTrainer.train
+
+    def spy(self, *args, **kwargs):
+        resumed_from.append(kwargs.get("resume_from_checkpoint"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformerTrainer, "train", spy)
     capsys.readouterr()
     rows_resumed = run(path, output=run_dir)
     log = capsys.readouterr().err
     assert "mine: done before, skipped" in log and "mix/bm25/seed-1: done before, skipped" in log
     assert "▶ train/bm25/seed-1" in log and "▶ evaluate/arms/bm25/seed-1" in log
-    assert not checkpoint.exists()  # cleaned after the resumed training finished
+    assert resumed_from == [str(checkpoint)]
+    assert json.loads((run_dir / "stages" / "train__bm25__seed-1.json").read_text())["info"]["steps"] == 3
+    assert not checkpoint.exists()  # cleaned once the resumed training finished
     assert len(rows_resumed) == len(rows)
 
     # A changed training setting redoes training and evaluation only, not mining or mixing.
@@ -113,39 +143,6 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
     log = capsys.readouterr().err
     assert "mix/bm25/seed-1: done before, skipped" in log
     assert "train/bm25/seed-1: settings changed since it ran" in log
-
-
-def test_training_resumes_from_the_checkpoint_of_a_stopped_run(tmp_path, monkeypatch):
-    config = FAST_CONFIG | {"arms": [FAST_CONFIG["arms"][1]], "train": FAST_CONFIG["train"] | {"max_steps": 3}}
-    path = write_config(tmp_path, config)
-    run_dir = tmp_path / "run"
-    run(path, output=run_dir)
-    arm = run_dir / "arms" / "bm25" / "seed-1"
-    trained = json.loads((run_dir / "stages" / "train__bm25__seed-1.json").read_text())["info"]
-    assert trained["steps"] == 3
-
-    # Stop after step 2: train two steps into the same folder, keep the checkpoints, drop the markers.
-    from syneg.training import train
-
-    (run_dir / "stages" / "train__bm25__seed-1.json").unlink()
-    (run_dir / "stages" / "evaluate__arms__bm25__seed-1.json").unlink()
-    shutil.rmtree(arm / "model")
-    train(arm / "train.jsonl", arm / "model", max_steps=2, batch_size=8, save_steps=1, seed=1)
-    assert (arm / "model" / "checkpoints" / "checkpoint-2").is_dir()
-    from sentence_transformers import SentenceTransformerTrainer
-
-    resumed_from = []
-    original = SentenceTransformerTrainer.train
-
-    def spy(self, *args, **kwargs):
-        resumed_from.append(kwargs.get("resume_from_checkpoint"))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SentenceTransformerTrainer, "train", spy)
-    run(path, output=run_dir)
-    assert resumed_from == [str(arm / "model" / "checkpoints" / "checkpoint-2")]
-    resumed = json.loads((run_dir / "stages" / "train__bm25__seed-1.json").read_text())["info"]
-    assert resumed["steps"] == 3
 
 
 def test_unknown_arm_is_an_error(tmp_path):

@@ -518,6 +518,12 @@ class Pipeline:
                 write_trec_run(folder / f"run.{split}.trec", result.run, tag=name)
                 metrics[split] = result.metrics
             info: dict[str, Any] = {"metrics": metrics}
+            if (Path(model) / "syneg_training.json").is_file():
+                from syneg.training import write_model_card
+
+                # The card of a trained model records its evaluation beside its data and negatives.
+                write_model_card(model, evaluation={f"{Path(self.config.data).name} {split} {metric}": value
+                                                    for split, values in metrics.items() for metric, value in values.items()})
             if probe_set is not None and encoder is not None:
                 from syneg.diagnostics import shortcut_probe
 
