@@ -12,10 +12,8 @@ python3 -m pip download "llama-cpp-python==$VERSION" --no-binary :all: --no-deps
 tar xzf "$WORK"/llama_cpp_python-$VERSION.tar.gz -C "$WORK"
 SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
 cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON >/dev/null
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF >/dev/null
 cmake --build "$WORK/build" --target llama-server -j "$(nproc)" >/dev/null
 mkdir -p "$OUT"
 cp "$WORK"/build/bin/llama-server "$OUT"/
-# The server links llama.cpp's shared libraries; keep them beside it.
-find "$WORK/build" -name '*.so*' -exec cp -P {} "$OUT"/ \;
 echo "$OUT/llama-server"

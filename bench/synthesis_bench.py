@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -90,7 +91,9 @@ def free_port() -> int:
 
 def measure_server(command: list[str], port: int, model: str, in_flight: int) -> dict:
     """Start a server, then tokens/s of one request alone against ``in_flight`` requests at once."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A llama-server built with shared libraries finds them beside the binary.
+    env = os.environ | {"LD_LIBRARY_PATH": str(Path(command[0]).parent)}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     base = f"http://127.0.0.1:{port}/v1"
     try:
         for _ in range(480):
@@ -143,6 +146,7 @@ def cpp_server_throughput(args: argparse.Namespace, in_flight: int) -> dict:
 def in_process_throughput(args: argparse.Namespace) -> float:
     backend = LlamaCppBackend(args.model, n_threads=args.threads)
     request = ChatRequest.chat(None, "Write a short encyclopedia paragraph about protein folding.", max_tokens=64, seed=0)
+    backend.complete_sync(request)  # warm-up, as for the servers
     completion = backend.complete_sync(request)
     backend.llama.close()
     return round(completion.completion_tokens / completion.latency, 2)

@@ -55,6 +55,10 @@ def test_each_check_catches_its_fault():
     assert not check("Coffee is brown.", unit(0.6, 0, 0.8))["length"]
     echo = "This passage does not answer the query about caffeine, because it discusses coffee roasting instead of it."
     assert not check(echo, unit(0.6, 0, 0.8))["not_echo"]
+    # Real Qwen 0.5B output (model-choice benchmark): a review of the passage, not a passage.
+    review = ("The text does not provide enough information about how cells get cells to make a viral protein. "
+              "It only describes how this is done through a textbook and does not provide any more details or context.")
+    assert not check(review, unit(0.6, 0, 0.8))["not_echo"]
 
 
 def test_answer_leak_ignores_words_shared_with_the_query():

@@ -45,6 +45,10 @@ ECHO_PHRASES = (
     "the paragraph",
     "this paragraph",
     "reference text",
+    # Seen in the model-choice benchmark: Qwen 0.5B reviewing the passage instead of writing one.
+    "the text does not",
+    "the text only",
+    "does not provide enough information",
     "the answer",
     "does not give the answer",
     "doesn't answer",
