@@ -21,7 +21,7 @@ def result_rows() -> list[dict]:
             for split in ("validation", "test")]
     arms = {"bm25": ("retrieved", None, 0.02, 0.62), "hybrid": ("hybrid", 0.7, 0.02, 0.65),
             "hybrid-R0.3": ("hybrid", 0.3, 0.02, 0.63), "hybrid-R2": ("hybrid", 2.0, 0.02, 0.61),
-            "hybrid-t0.05": ("hybrid", 0.7, 0.05, 0.64)}
+            "hybrid-t0.05": ("hybrid", 0.7, 0.05, 0.64), "hybrid-t0.01": ("hybrid", 0.7, 0.01, 0.62)}
     for arm, (strategy, ratio, temperature, base) in arms.items():
         for seed, delta in zip((1, 2, 3), (-0.01, 0.0, 0.01)):
             for split in ("validation", "test"):
@@ -64,6 +64,11 @@ def test_report_writes_tables_and_plots(tmp_path):
     assert "Shortcut probe" in text and "| hybrid | 3 | 0.800 | 0.900 ± 0.010 |" in text
     for key in ("strategies-toy", "ratio-toy", "temperature-toy"):
         assert written[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Two values are a comparison, not a sweep: no plot.
+    two_ratios = [r for r in result_rows() if r["arm"] != "hybrid-R2"]
+    (run_dir / "results.json").write_text(json.dumps(two_ratios))
+    assert "ratio-toy" not in write_report([run_dir], tmp_path / "report2")
 
 
 def test_report_errors_name_the_run(tmp_path):

@@ -29,7 +29,7 @@ from typing import Any
 from syneg.data import DataError
 
 SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
-RETRIEVED_ONLY = ("retrieved", "random", "in-batch", "bm25", "zero-shot")
+MIN_SWEEP_POINTS = 3
 
 
 def load_rows(runs: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -85,14 +85,14 @@ def _sweeps(lines: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for line in candidates:
         by_setting_r[(line["temperature"], line["num_negatives"])].append(line)
     ratio_sweep = max(by_setting_r.values(), key=lambda group: len({g["ratio"] for g in group}), default=[])
-    if len({line["ratio"] for line in ratio_sweep}) > 1:
+    if len({line["ratio"] for line in ratio_sweep}) >= MIN_SWEEP_POINTS:
         sweeps["ratio"] = sorted(ratio_sweep, key=lambda line: line["ratio"])
     by_setting: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for line in lines:
         if line["temperature"] is not None:
             by_setting[(line["strategy"], line["ratio"], line["num_negatives"])].append(line)
     temperature_sweep = max(by_setting.values(), key=lambda group: len({g["temperature"] for g in group}), default=[])
-    if len({line["temperature"] for line in temperature_sweep}) > 1:
+    if len({line["temperature"] for line in temperature_sweep}) >= MIN_SWEEP_POINTS:
         sweeps["temperature"] = sorted(temperature_sweep, key=lambda line: line["temperature"])
     return sweeps
 
@@ -138,8 +138,9 @@ def markdown(rows: list[dict[str, Any]], split: str = "test", metrics: Iterable[
             out += ["### Shortcut probe (ROC AUC of telling synthetic from retrieved negatives; 0.5 = indistinguishable)", "",
                     "| arm | seeds | before training | after training |", "|---|---|---|---|"]
             for line in probed:
+                spread = f" ± {line['probe_auc_after_std']:.3f}" if line["seeds"] > 1 else ""
                 out.append(f"| {line['arm']} | {line['seeds']} | {line['probe_auc_before']:.3f} | "
-                           f"{line['probe_auc_after']:.3f} ± {line['probe_auc_after_std']:.3f} |")
+                           f"{line['probe_auc_after']:.3f}{spread} |")
             out.append("")
         for name, sweep in _sweeps(aggregate([r for r in rows if r.get("dataset", "") == dataset], metrics)).items():
             out += [f"### {'R' if name == 'ratio' else 'τ'} sweep: see `{name}-{dataset}.png`", ""]
