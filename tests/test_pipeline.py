@@ -135,6 +135,21 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
     assert not checkpoint.exists()  # cleaned once the resumed training finished
     assert len(rows_resumed) == len(rows)
 
+    # A clone that keeps markers and metrics but not models, training sets or pools (as the experiments
+    # commit them): evaluated arms are not retrained; a stage needed again whose output is gone is redone.
+    shutil.rmtree(arm / "model")
+    (arm / "train.jsonl").unlink()
+    (run_dir / "mined.jsonl").unlink()
+    capsys.readouterr()
+    assert run(path, output=run_dir, arms=["bm25"]) == [r for r in rows if r["arm"] == "bm25"]
+    log = capsys.readouterr().err
+    assert "mined.jsonl is gone, redoing it" in log  # mining comes first and is cheap with the cache
+    assert "bm25/seed-1: evaluated before, skipped" in log and "▶ train" not in log
+    assert not (arm / "model").exists()
+    run(path, output=run_dir, until="mix")
+    log = capsys.readouterr().err
+    assert "is gone, redoing it" in log and "▶ mix/bm25/seed-1" in log and (arm / "train.jsonl").is_file()
+
     # A changed training setting redoes training and evaluation only, not mining or mixing.
     changed = FAST_CONFIG | {"train": FAST_CONFIG["train"] | {"temperature": 0.05}}
     write_config(tmp_path, changed)

@@ -261,16 +261,31 @@ class _Stages:
     def _marker(self, name: str) -> Path:
         return self.folder / (name.replace("/", "__") + ".json")
 
-    def run(self, name: str, settings: Any, work: Callable[[], dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-        """Run ``work`` unless done with these settings; returns (fingerprint, the stage's info)."""
+    def done(self, name: str, settings: Any) -> dict[str, Any] | None:
+        """The info of a stage done with these settings, else None."""
+        marker = self._marker(name)
+        if not marker.is_file():
+            return None
+        done = json.loads(marker.read_text())
+        return done["info"] if done.get("fingerprint") == self.fingerprint(settings) else None
+
+    def run(self, name: str, settings: Any, work: Callable[[], dict[str, Any]],
+            outputs: Iterable[Path] = ()) -> tuple[str, dict[str, Any]]:
+        """Run ``work`` unless done with these settings and its ``outputs`` are all there.
+
+        Returns (fingerprint, the stage's info). A marker whose outputs are gone (e.g. a fresh clone of
+        a repository that commits markers but not models) is redone with the same fingerprint.
+        """
         fingerprint = self.fingerprint(settings)
         marker = self._marker(name)
         if marker.is_file():
             done = json.loads(marker.read_text())
-            if done.get("fingerprint") == fingerprint:
+            missing = [str(path) for path in outputs if not path.exists()]
+            if done.get("fingerprint") == fingerprint and not missing:
                 self.console.print(f"[dim]✓ {name}: done before, skipped[/dim]")
                 return fingerprint, done["info"]
-            self.console.print(f"↻ {name}: settings changed since it ran, redoing it")
+            reason = "settings changed since it ran" if done.get("fingerprint") != fingerprint else f"{missing[0]} is gone"
+            self.console.print(f"↻ {name}: {reason}, redoing it", soft_wrap=True)
             marker.unlink()
         self.console.print(f"▶ {name}")
         start = time.perf_counter()
@@ -371,7 +386,7 @@ class Pipeline:
             written = write_training_set(path, result.instances)
             return {"pairs": written, "negatives": sum(len(i.negatives) for i in result.instances)}
 
-        fingerprint, _ = self.stages.run("mine", settings, work)
+        fingerprint, _ = self.stages.run("mine", settings, work, outputs=[path])
         return fingerprint, path
 
     def synthesize(self, upstream: str, mined: Path) -> tuple[str, Path | None]:
@@ -381,7 +396,7 @@ class Pipeline:
         path = config.file or self.output / "synthetic.jsonl"
         generation = config.model_dump(exclude={"file", "cache", "pairs", "concurrency", "threads", "base_url", "api_key_env"})
         settings = {"upstream": upstream, "generation": generation, "pairs": config.pairs, "file": str(path)}
-        return self.stages.run("synthesize", settings, lambda: self._synthesize(mined, path))[0], path
+        return self.stages.run("synthesize", settings, lambda: self._synthesize(mined, path), outputs=[path])[0], path
 
     def _synthesize(self, mined: Path, path: Path) -> dict[str, Any]:
         import asyncio
@@ -433,18 +448,32 @@ class Pipeline:
             asyncio.run(client.aclose())
         return {k: stats[k] for k in ("pairs", "skipped_pairs", "accepted", "rejected", "requests", "cache_hits", "generator")}
 
-    def mix(self, upstream: str, arm: ArmConfig, seed: int, mined: Path, synthetic: Path | None) -> tuple[str, Path]:
-        from syneg.data import read_training_set, write_training_set
-        from syneg.mixing import mix
-
+    def _mix_options(self, arm: ArmConfig, seed: int) -> dict[str, Any]:
         config = self.config.mix
-        options = {
+        return {
             "num_negatives": arm.num_negatives or config.num_negatives,
             "ratio": arm.ratio or config.ratio,
             "retrieved_sources": arm.retrieved_sources or config.retrieved_sources,
             "sampling_strategy": config.sampling_strategy,
             "seed": seed,
         }
+
+    def _mix_settings(self, upstream: str, arm: ArmConfig, seed: int) -> dict[str, Any]:
+        return {"upstream": upstream, "strategy": arm.strategy, **self._mix_options(arm, seed)}
+
+    def _train_settings(self, upstream: str, arm: ArmConfig, seed: int) -> dict[str, Any]:
+        config = self.config.train
+        return {"upstream": upstream, **config.model_dump(), "temperature": arm.temperature or config.temperature, "seed": seed}
+
+    def _evaluate_settings(self, upstream: str, model: str, validation: list[str], probe_set: tuple[Path, Path] | None) -> dict[str, Any]:
+        return {"upstream": upstream, "model": model, **self.config.evaluate.model_dump(), "validation": len(validation),
+                "probe": [str(p) for p in probe_set] if probe_set else None}
+
+    def mix(self, upstream: str, arm: ArmConfig, seed: int, mined: Path, synthetic: Path | None) -> tuple[str, Path]:
+        from syneg.data import read_training_set, write_training_set
+        from syneg.mixing import mix
+
+        options = self._mix_options(arm, seed)
         folder = self._arm_folder(arm, seed)
         path = folder / "train.jsonl"
         needs_synthetic = arm.strategy in ("hybrid", "direct", "synthetic")
@@ -464,8 +493,8 @@ class Pipeline:
             return {"instances": stats.instances, "per_source": dict(stats.per_source), "filled": stats.filled,
                     "short_instances": stats.short}
 
-        settings = {"upstream": upstream, "strategy": arm.strategy, **options}
-        fingerprint, _ = self.stages.run(f"mix/{arm.name}/seed-{seed}", settings, work)
+        settings = self._mix_settings(upstream, arm, seed)
+        fingerprint, _ = self.stages.run(f"mix/{arm.name}/seed-{seed}", settings, work, outputs=[path])
         return fingerprint, path
 
     def train(self, upstream: str, arm: ArmConfig, seed: int, training_set: Path) -> tuple[str, Path]:
@@ -474,7 +503,7 @@ class Pipeline:
         config = self.config.train
         temperature = arm.temperature or config.temperature
         model_dir = self._arm_folder(arm, seed) / "model"
-        settings = {"upstream": upstream, **config.model_dump(), "temperature": temperature, "seed": seed}
+        settings = self._train_settings(upstream, arm, seed)
 
         def work() -> dict[str, Any]:
             result = train(
@@ -498,14 +527,13 @@ class Pipeline:
             return {"steps": result.global_step, "training_loss": result.training_loss, "rows": result.data.rows,
                     "source_shares": result.data.source_shares()}
 
-        fingerprint, _ = self.stages.run(f"train/{arm.name}/seed-{seed}", settings, work)
+        fingerprint, _ = self.stages.run(f"train/{arm.name}/seed-{seed}", settings, work, outputs=[model_dir / "config.json"])
         return fingerprint, model_dir
 
     def evaluate(self, upstream: str, name: str, model: str, folder: Path, validation: list[str],
                  probe_set: tuple[Path, Path] | None = None) -> dict[str, Any]:
         config = self.config.evaluate
-        settings = {"upstream": upstream, "model": model, **config.model_dump(), "validation": len(validation),
-                    "probe": [str(p) for p in probe_set] if probe_set else None}
+        settings = self._evaluate_settings(upstream, model, validation, probe_set)
 
         def work() -> dict[str, Any]:
             from syneg.evaluation import evaluate, write_trec_run
@@ -535,7 +563,7 @@ class Pipeline:
             (folder / "metrics.json").write_text(json.dumps(info, indent=2))
             return info
 
-        return self.stages.run(f"evaluate/{folder.relative_to(self.output)}", settings, work)[1]
+        return self.stages.run(f"evaluate/{folder.relative_to(self.output)}", settings, work, outputs=[folder / "metrics.json"])[1]
 
     def _arm_folder(self, arm: ArmConfig, seed: int) -> Path:
         return self.output / "arms" / arm.name / f"seed-{seed}"
@@ -577,14 +605,24 @@ class Pipeline:
             if arm.strategy == "zero-shot":
                 continue
             for seed in arm.seeds or config.seeds:
+                folder = self._arm_folder(arm, seed)
+                probe = (synthetic, mined) if config.evaluate.shortcut_probe and synthetic and arm.strategy in ("hybrid", "direct", "synthetic") else None
+                # An arm evaluated with these settings needs neither its training set nor its model again.
+                mix_fingerprint = self.stages.fingerprint(self._mix_settings(f"{mined_done}:{synthetic_done}", arm, seed))
+                train_fingerprint = self.stages.fingerprint(self._train_settings(mix_fingerprint, arm, seed))
+                evaluated = self.stages.done(f"evaluate/{folder.relative_to(self.output)}",
+                                             self._evaluate_settings(train_fingerprint, str(folder / "model"), validation, probe))
+                if evaluated is not None and self.until in (None, "evaluate"):
+                    self.console.print(f"[dim]✓ {arm.name}/seed-{seed}: evaluated before, skipped[/dim]")
+                    rows += _rows(described | {"seed": seed}, evaluated)
+                    continue
                 mixed_done, training_set = self.mix(f"{mined_done}:{synthetic_done}", arm, seed, mined, synthetic)
                 if self.until == "mix":
                     continue
                 trained_done, model_dir = self.train(mixed_done, arm, seed, training_set)
                 if self.until == "train":
                     continue
-                probe = (synthetic, mined) if config.evaluate.shortcut_probe and synthetic and arm.strategy in ("hybrid", "direct", "synthetic") else None
-                info = self.evaluate(trained_done, arm.name, str(model_dir), self._arm_folder(arm, seed), validation, probe)
+                info = self.evaluate(trained_done, arm.name, str(model_dir), folder, validation, probe)
                 rows += _rows(described | {"seed": seed}, info)
         if self.until in (None, "evaluate"):
             self._save_results(rows)
