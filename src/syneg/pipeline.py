@@ -585,48 +585,61 @@ class Pipeline:
             return []
 
         rows: list[dict[str, Any]] = []
-        dataset_name = Path(config.data).name
-        base = {"dataset": dataset_name, "run": str(self.output)}
-        if config.evaluate.bm25 and self.until in (None, "evaluate"):
+        base = {"dataset": Path(config.data).name, "run": str(self.output)}
+        evaluating = self.until in (None, "evaluate")
+        if config.evaluate.bm25 and evaluating:
             info = self.evaluate(split_done, "bm25", "bm25", self.output / "baselines" / "bm25", validation)
             rows += _rows(base | {"arm": "bm25", "strategy": "bm25", "seed": None}, info)
         for arm in self.arms:
-            sources = arm.retrieved_sources or config.mix.retrieved_sources
-            ratio = arm.ratio or config.mix.ratio if arm.strategy in ("hybrid", "direct") else None
-            described = base | {"arm": arm.name, "strategy": arm.strategy,
-                                # R = synthetic / retrieved: 0 for a retrieved-only arm, the end of an R sweep.
-                                "ratio": 0.0 if arm.strategy == "retrieved" else ratio,
-                                "retrieved_sources": sources if arm.strategy in ("hybrid", "direct", "retrieved") else None,
-                                "temperature": arm.temperature or config.train.temperature if arm.strategy != "zero-shot" else None,
-                                "num_negatives": (arm.num_negatives or config.mix.num_negatives) if arm.strategy not in ("zero-shot", "in-batch") else 0}
-            if arm.strategy == "zero-shot" and self.until in (None, "evaluate"):
-                info = self.evaluate(split_done, arm.name, config.train.model, self.output / "baselines" / arm.name, validation)
-                rows += _rows(described | {"seed": None}, info)
+            described = base | self._describe(arm)
             if arm.strategy == "zero-shot":
+                if evaluating:
+                    info = self.evaluate(split_done, arm.name, config.train.model, self.output / "baselines" / arm.name, validation)
+                    rows += _rows(described | {"seed": None}, info)
                 continue
+            pools = (f"{mined_done}:{synthetic_done}", mined, synthetic)
             for seed in arm.seeds or config.seeds:
-                folder = self._arm_folder(arm, seed)
-                probe = (synthetic, mined) if config.evaluate.shortcut_probe and synthetic and arm.strategy in ("hybrid", "direct", "synthetic") else None
-                # An arm evaluated with these settings needs neither its training set nor its model again.
-                mix_fingerprint = self.stages.fingerprint(self._mix_settings(f"{mined_done}:{synthetic_done}", arm, seed))
-                train_fingerprint = self.stages.fingerprint(self._train_settings(mix_fingerprint, arm, seed))
-                evaluated = self.stages.done(f"evaluate/{folder.relative_to(self.output)}",
-                                             self._evaluate_settings(train_fingerprint, str(folder / "model"), validation, probe))
-                if evaluated is not None and self.until in (None, "evaluate"):
-                    self.console.print(f"[dim]✓ {arm.name}/seed-{seed}: evaluated before, skipped[/dim]")
-                    rows += _rows(described | {"seed": seed}, evaluated)
-                    continue
-                mixed_done, training_set = self.mix(f"{mined_done}:{synthetic_done}", arm, seed, mined, synthetic)
-                if self.until == "mix":
-                    continue
-                trained_done, model_dir = self.train(mixed_done, arm, seed, training_set)
-                if self.until == "train":
-                    continue
-                info = self.evaluate(trained_done, arm.name, str(model_dir), folder, validation, probe)
-                rows += _rows(described | {"seed": seed}, info)
-        if self.until in (None, "evaluate"):
+                info = self._train_and_evaluate(arm, seed, pools, validation)
+                if info is not None:
+                    rows += _rows(described | {"seed": seed}, info)
+        if evaluating:
             self._save_results(rows)
         return rows
+
+    def _describe(self, arm: ArmConfig) -> dict[str, Any]:
+        """The arm's settings as result columns."""
+        config = self.config
+        return {
+            "arm": arm.name,
+            "strategy": arm.strategy,
+            # R = synthetic / retrieved: 0 for a retrieved-only arm, the end of an R sweep.
+            "ratio": 0.0 if arm.strategy == "retrieved" else (arm.ratio or config.mix.ratio) if arm.strategy in ("hybrid", "direct") else None,
+            "retrieved_sources": (arm.retrieved_sources or config.mix.retrieved_sources) if arm.strategy in ("hybrid", "direct", "retrieved") else None,
+            "temperature": (arm.temperature or config.train.temperature) if arm.strategy != "zero-shot" else None,
+            "num_negatives": (arm.num_negatives or config.mix.num_negatives) if arm.strategy not in ("zero-shot", "in-batch") else 0,
+        }
+
+    def _train_and_evaluate(self, arm: ArmConfig, seed: int, pools: tuple[str, Path, Path | None],
+                            validation: list[str]) -> dict[str, Any] | None:
+        """Mix, train and evaluate one arm and seed; the evaluation's info, or None when stopped earlier (--until)."""
+        upstream, mined, synthetic = pools
+        folder = self._arm_folder(arm, seed)
+        probe = (synthetic, mined) if self.config.evaluate.shortcut_probe and synthetic and arm.strategy in ("hybrid", "direct", "synthetic") else None
+        # An arm evaluated with these settings needs neither its training set nor its model again.
+        mix_fingerprint = self.stages.fingerprint(self._mix_settings(upstream, arm, seed))
+        train_fingerprint = self.stages.fingerprint(self._train_settings(mix_fingerprint, arm, seed))
+        evaluated = self.stages.done(f"evaluate/{folder.relative_to(self.output)}",
+                                     self._evaluate_settings(train_fingerprint, str(folder / "model"), validation, probe))
+        if evaluated is not None and self.until in (None, "evaluate"):
+            self.console.print(f"[dim]✓ {arm.name}/seed-{seed}: evaluated before, skipped[/dim]")
+            return evaluated
+        mixed_done, training_set = self.mix(upstream, arm, seed, mined, synthetic)
+        if self.until == "mix":
+            return None
+        trained_done, model_dir = self.train(mixed_done, arm, seed, training_set)
+        if self.until == "train":
+            return None
+        return self.evaluate(trained_done, arm.name, str(model_dir), folder, validation, probe)
 
     def _save_results(self, rows: list[dict[str, Any]]) -> None:
         """Merge into results.json: a run limited to some arms keeps the other arms' rows."""
