@@ -160,10 +160,20 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
     assert "train/bm25/seed-1: settings changed since it ran" in log
 
 
-def test_unknown_arm_is_an_error(tmp_path):
+def test_unknown_arm_or_seed_is_an_error(tmp_path):
     path = write_config(tmp_path, FAST_CONFIG)
     with pytest.raises(ValueError, match="no such arm"):
         run(path, output=tmp_path / "run", arms=["hybrid"])
+    with pytest.raises(ValueError, match="--seed 2: no arm is trained with that seed"):
+        run(path, output=tmp_path / "run", seeds=[2])
+
+
+def test_a_seed_filter_runs_only_that_seed(tmp_path):
+    config = FAST_CONFIG | {"seeds": [1, 2], "arms": [FAST_CONFIG["arms"][1]]}
+    run_dir = tmp_path / "run"
+    assert run(write_config(tmp_path, config), output=run_dir, until="mix", seeds=[2]) == []
+    assert (run_dir / "arms" / "bm25" / "seed-2" / "train.jsonl").is_file()
+    assert not (run_dir / "arms" / "bm25" / "seed-1").exists()
 
 
 @pytest.mark.slow

@@ -390,6 +390,7 @@ def run(
     demo: Annotated[bool, typer.Option("--demo", help="Run the shipped demo config on the demo dataset.")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder (default: the config's, else runs/<config name>).")] = None,
     arm: Annotated[Optional[list[str]], typer.Option("--arm", help="Only this arm (repeatable); the others are left as they are.")] = None,
+    seed: Annotated[Optional[list[int]], typer.Option("--seed", help="Only this seed (repeatable).")] = None,
     until: Annotated[Optional[str], typer.Option(help="Stop after this stage: split, mine, synthesize, mix, train or evaluate.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result rows as JSON on stdout.")] = False,
 ) -> None:
@@ -402,7 +403,7 @@ def run(
     assert path is not None
     if demo and output is None:
         output = Path("runs") / "demo"
-    rows = run_pipeline(path, output=output, arms=arm, until=until)  # type: ignore[arg-type]
+    rows = run_pipeline(path, output=output, arms=arm, until=until, seeds=seed)  # type: ignore[arg-type]
     if until not in (None, "evaluate"):
         stderr.print(f"Stopped after the {until} stage.")
     elif as_json:

@@ -320,7 +320,7 @@ class Pipeline:
     """The stages of one run folder; :func:`run` is the usual way in."""
 
     def __init__(self, config: RunConfig, output: Path, console: Console | None = None, arms: list[str] | None = None,
-                 until: PipelineStage | None = None) -> None:
+                 until: PipelineStage | None = None, seeds: list[int] | None = None) -> None:
         if until is not None and until not in PIPELINE_STAGES:
             raise ValueError(f"Unknown stage {until!r}; expected one of {', '.join(PIPELINE_STAGES)}")
         self.until = until
@@ -332,6 +332,11 @@ class Pipeline:
         if unknown:
             raise ValueError(f"--arm {', '.join(unknown)}: no such arm in the config ({', '.join(a.name for a in config.arms)})")
         self.arms = [arm for arm in config.arms if not arms or arm.name in arms]
+        known_seeds = {seed for arm in self.arms for seed in arm.seeds or config.seeds}
+        if seeds and not set(seeds) <= known_seeds:
+            missing = ", ".join(str(s) for s in sorted(set(seeds) - known_seeds))
+            raise ValueError(f"--seed {missing}: no arm is trained with that seed (seeds: {', '.join(map(str, sorted(known_seeds)))})")
+        self.seeds = seeds
         self._datasets: dict[str, BeirDataset] = {}
 
     # -- data -------------------------------------------------------------------------------------
@@ -599,6 +604,8 @@ class Pipeline:
                 continue
             pools = (f"{mined_done}:{synthetic_done}", mined, synthetic)
             for seed in arm.seeds or config.seeds:
+                if self.seeds and seed not in self.seeds:
+                    continue
                 info = self._train_and_evaluate(arm, seed, pools, validation)
                 if info is not None:
                     rows += _rows(described | {"seed": seed}, info)
@@ -680,11 +687,11 @@ def _mean_std(mean: float, std: float | None, count: int) -> str:
 
 
 def run(config: str | Path | RunConfig, output: str | Path | None = None, arms: list[str] | None = None,
-        until: PipelineStage | None = None, console: Console | None = None) -> list[dict[str, Any]]:
+        until: PipelineStage | None = None, console: Console | None = None, seeds: list[int] | None = None) -> list[dict[str, Any]]:
     """The verb: run (or resume) a pipeline and return its result rows.
 
     ``output`` overrides the config's run folder; the default is ``runs/<config file stem>``. ``arms``
-    restricts the run to some arms; ``until`` stops after a stage (e.g. ``synthesize``, to make the
+    restricts the run to some arms and ``seeds`` to some seeds; ``until`` stops after a stage (e.g. ``synthesize``, to make the
     LLM negatives ahead of training), returning no rows.
 
     Example::
@@ -699,4 +706,4 @@ def run(config: str | Path | RunConfig, output: str | Path | None = None, arms: 
     else:
         default_output = Path("runs") / "run"
     folder = Path(output) if output is not None else config.output or default_output
-    return Pipeline(config, folder, console, arms, until).run()
+    return Pipeline(config, folder, console, arms, until, seeds).run()
