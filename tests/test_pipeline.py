@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from syneg.data import DataError, load_beir, read_training_set
-from syneg.pipeline import RunConfig, demo_config_path, run, split_queries
+from syneg.pipeline import Pipeline, RunConfig, demo_config_path, run, split_queries
 
 # Retrieved-only arms: the stages and their skipping without the LLM (the demo test covers synthesis).
 FAST_CONFIG = {
@@ -51,8 +51,14 @@ def test_config_errors_name_the_file_and_key(tmp_path):
     path = write_config(tmp_path, {"data": "demo", "synthesize": {"checks": {"positive_ratio": 1.0, "colour": 1}}})
     with pytest.raises(DataError, match="unknown checks colour"):
         RunConfig.load(path)
-    path = write_config(tmp_path, {"data": "demo", "seeds": [1, 2], "arms": [{"name": "h", "strategy": "hybrid", "seeds": [7]}]})
-    assert RunConfig.load(path).arms[0].seeds == [7]
+    path = write_config(tmp_path, {"data": "demo", "seeds": [1, 2], "train": {"max_seq_length": 128},
+                                   "arms": [{"name": "h", "strategy": "hybrid", "seeds": [7], "max_seq_length": 256},
+                                            {"name": "r", "strategy": "retrieved"}]})
+    config = RunConfig.load(path)
+    assert config.arms[0].seeds == [7]
+    pipeline = Pipeline(config, tmp_path / "run")
+    assert pipeline._train_settings("x", config.arms[0], 7)["max_seq_length"] == 256
+    assert pipeline._train_settings("x", config.arms[1], 1)["max_seq_length"] == 128
     with pytest.raises(DataError, match="not found"):
         RunConfig.load(tmp_path / "missing.yaml")
 

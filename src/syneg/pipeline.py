@@ -154,6 +154,7 @@ class ArmConfig(_Section):
     retrieved_sources: Literal["bm25", "dense", "both"] | None = None
     num_negatives: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, gt=0)
+    max_seq_length: int | None = Field(None, ge=8, description="Training truncation, overriding train.max_seq_length.")
     seeds: list[int] | None = Field(None, min_length=1, description="Overrides the run's seeds (e.g. one seed for sweep points).")
 
     @field_validator("name")
@@ -468,7 +469,8 @@ class Pipeline:
 
     def _train_settings(self, upstream: str, arm: ArmConfig, seed: int) -> dict[str, Any]:
         config = self.config.train
-        return {"upstream": upstream, **config.model_dump(), "temperature": arm.temperature or config.temperature, "seed": seed}
+        return {"upstream": upstream, **config.model_dump(), "temperature": arm.temperature or config.temperature,
+                "max_seq_length": arm.max_seq_length or config.max_seq_length, "seed": seed}
 
     def _evaluate_settings(self, upstream: str, model: str, validation: list[str], probe_set: tuple[Path, Path] | None) -> dict[str, Any]:
         return {"upstream": upstream, "model": model, **self.config.evaluate.model_dump(), "validation": len(validation),
@@ -522,7 +524,7 @@ class Pipeline:
                 epochs=config.epochs,
                 max_steps=config.max_steps,
                 warmup_ratio=config.warmup_ratio,
-                max_seq_length=config.max_seq_length,
+                max_seq_length=arm.max_seq_length or config.max_seq_length,
                 seed=seed,
                 save_steps=config.save_steps,
                 resume_from_checkpoint=True,
