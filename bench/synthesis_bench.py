@@ -68,8 +68,7 @@ def mined_similarity(dataset: BeirDataset, query_ids: set[str], encoder: DenseEn
     """Mean query similarity of BM25- and dense-mined negatives (3 per query, top, 95% rule)."""
     from syneg.retrieval.mining import mine
 
-    subset = BeirDataset(dataset.path, dataset.corpus, {q: dataset.queries[q] for q in query_ids},
-                         {q: dataset.qrels[q] for q in query_ids}, dataset.split)
+    subset = dataset.with_queries(query_ids)
     means = {}
     for retriever in ("bm25", "dense"):
         result = mine(subset, retriever=retriever, num_negatives=3, relative_margin=0.05, encoder=encoder,

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from syneg.data import DataError, load_beir, read_training_set
-from syneg.pipeline import Pipeline, RunConfig, demo_config_path, run, split_queries
+from syneg.pipeline import BM25_BASELINE, ArmConfig, Pipeline, RunConfig, demo_config_path, run, split_queries
 
 # Retrieved-only arms: the stages and their skipping without the LLM (the demo test covers synthesis).
 FAST_CONFIG = {
@@ -48,6 +48,9 @@ def test_config_errors_name_the_file_and_key(tmp_path):
     path = write_config(tmp_path, {"data": "demo", "arms": [{"name": "x/y", "strategy": "hybrid"}]})
     with pytest.raises(DataError, match="arms.0.name"):
         RunConfig.load(path)
+    # The BM25 baseline's row name can never be an arm's (an arm "bm25" once shared its rows).
+    with pytest.raises(ValueError, match="folder names"):
+        ArmConfig(name=BM25_BASELINE, strategy="retrieved")
     path = write_config(tmp_path, {"data": "demo", "synthesize": {"checks": {"positive_ratio": 1.0, "colour": 1}}})
     with pytest.raises(DataError, match="unknown checks colour"):
         RunConfig.load(path)
@@ -195,7 +198,7 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
     run_dir = tmp_path / "runs" / "demo"
     rows = json.loads((run_dir / "results.json").read_text())
     config = RunConfig.load(demo_config_path())
-    assert {r["arm"] for r in rows} == {"bm25"} | {a.name for a in config.arms}
+    assert {r["arm"] for r in rows} == {BM25_BASELINE} | {a.name for a in config.arms}
     assert "zero-shot" in result.output and "hybrid" in result.output
 
     synthetic = list(read_training_set(run_dir / "synthetic.jsonl"))

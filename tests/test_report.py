@@ -97,7 +97,7 @@ def pools(dataset, tmp_path, synthetic_text):
 def test_probe_samples_are_balanced_per_pair(scifact_subset, tmp_path):
     dataset = scifact_subset("train", 12, 80)
     synthetic, mined = pools(dataset, tmp_path, lambda rng, document: document.full_text)
-    texts, labels, groups = probe_samples(synthetic, mined)
+    _texts, labels, groups = probe_samples(synthetic, mined)
     assert labels.sum() == len(labels) / 2 == len(set(groups.tolist()))
 
 

@@ -240,7 +240,7 @@ def _llm_client(backend: str, model: str, base_url: str | None, api_key_env: str
 
     return make_client(
         backend,  # type: ignore[arg-type]
-        model="qwen2.5-0.5b" if model == "default" and backend == "llama.cpp" else model,
+        model=model,
         base_url=base_url,
         api_key_env=api_key_env,
         concurrency=concurrency,
@@ -324,8 +324,7 @@ def synthesize(
     import asyncio
 
     from syneg.data import load_beir
-    from syneg.synth import AttributeSet, CheckConfig, PromptTemplates, Synthesizer, pairs_from_beir, pairs_from_training_set
-    from syneg.synth import propose_attributes as propose
+    from syneg.synth import CheckConfig, PromptTemplates, Synthesizer, attributes_for_run, pairs_from_beir, pairs_from_training_set
 
     if data.is_file():
         pairs = pairs_from_training_set(data, limit=limit)
@@ -335,20 +334,8 @@ def synthesize(
         pairs = pairs_from_beir(dataset, limit=limit)
     client = _llm_client(backend, model, base_url, api_key_env, concurrency, cache, no_cache, timeout, structured_output, grammar, threads)
     try:
-        if attributes is not None:
-            attribute_set = AttributeSet.from_spec(attributes)
-        elif ablation != "none":
-            attribute_set = None
-        else:
-            proposed = output.with_name(output.name + ".attributes.yaml")
-            if proposed.is_file():
-                attribute_set = AttributeSet.load(proposed)
-            elif dataset is None:
-                raise ValueError("A training-set jsonl has no corpus to propose attributes from: pass --attributes")
-            else:
-                attribute_set = asyncio.run(propose(dataset, client, sample_size=12, seed=seed))
-                attribute_set.save(proposed)
-                stderr.print(f"Proposed domains {', '.join(attribute_set.domain)}; saved to {proposed} (edit it and rerun).")
+        attribute_set = attributes_for_run(attributes, ablation, output.with_name(output.name + ".attributes.yaml"),
+                                           dataset, client, seed=seed)
         synthesizer = Synthesizer(
             client,
             attributes=attribute_set,

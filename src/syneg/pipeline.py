@@ -65,13 +65,18 @@ from rich.table import Table
 
 from syneg.data import BeirDataset, DataError, demo_path, load_beir
 from syneg.evaluation import DEFAULT_METRICS
+from syneg.report import SHOWN_METRICS, aggregate, mean_std_cell
 
 logger = logging.getLogger(__name__)
 
 PipelineStage = Literal["split", "mine", "synthesize", "mix", "train", "evaluate"]
 PIPELINE_STAGES: tuple[str, ...] = get_args(PipelineStage)
 ArmStrategy = Literal["zero-shot", "hybrid", "direct", "synthetic", "retrieved", "random", "in-batch"]
-SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
+# The untrained BM25 row of every run. Arm names cannot hold spaces, so no arm (e.g. one trained on
+# BM25 negatives and named "bm25") can share its rows in results and reports.
+BM25_BASELINE = "bm25 (no training)"
+# The strategies whose training sets draw on the LLM's negatives.
+SYNTHETIC_STRATEGIES = ("hybrid", "direct", "synthetic")
 
 
 class _Section(BaseModel):
@@ -262,13 +267,14 @@ class _Stages:
     def _marker(self, name: str) -> Path:
         return self.folder / (name.replace("/", "__") + ".json")
 
+    def _recorded(self, name: str) -> dict[str, Any] | None:
+        marker = self._marker(name)
+        return json.loads(marker.read_text()) if marker.is_file() else None
+
     def done(self, name: str, settings: Any) -> dict[str, Any] | None:
         """The info of a stage done with these settings, else None."""
-        marker = self._marker(name)
-        if not marker.is_file():
-            return None
-        done = json.loads(marker.read_text())
-        return done["info"] if done.get("fingerprint") == self.fingerprint(settings) else None
+        recorded = self._recorded(name)
+        return recorded["info"] if recorded and recorded.get("fingerprint") == self.fingerprint(settings) else None
 
     def run(self, name: str, settings: Any, work: Callable[[], dict[str, Any]],
             outputs: Iterable[Path] = ()) -> tuple[str, dict[str, Any]]:
@@ -279,13 +285,13 @@ class _Stages:
         """
         fingerprint = self.fingerprint(settings)
         marker = self._marker(name)
-        if marker.is_file():
-            done = json.loads(marker.read_text())
+        recorded = self._recorded(name)
+        if recorded is not None:
             missing = [str(path) for path in outputs if not path.exists()]
-            if done.get("fingerprint") == fingerprint and not missing:
+            if recorded.get("fingerprint") == fingerprint and not missing:
                 self.console.print(f"[dim]✓ {name}: done before, skipped[/dim]")
-                return fingerprint, done["info"]
-            reason = "settings changed since it ran" if done.get("fingerprint") != fingerprint else f"{missing[0]} is gone"
+                return fingerprint, recorded["info"]
+            reason = "settings changed since it ran" if recorded.get("fingerprint") != fingerprint else f"{missing[0]} is gone"
             self.console.print(f"↻ {name}: {reason}, redoing it", soft_wrap=True)
             marker.unlink()
         self.console.print(f"▶ {name}")
@@ -295,11 +301,6 @@ class _Stages:
         marker.write_text(json.dumps({"fingerprint": fingerprint, "settings": settings, "info": info}, indent=2, default=str))
         self.console.print(f"✓ {name} ({info['seconds']:.0f} s)")
         return fingerprint, info
-
-
-def _subset(dataset: BeirDataset, query_ids: Iterable[str], split: str) -> BeirDataset:
-    ids = [q for q in query_ids]
-    return BeirDataset(dataset.path, dataset.corpus, {q: dataset.queries[q] for q in ids}, {q: dataset.qrels[q] for q in ids}, split)
 
 
 def split_queries(
@@ -339,6 +340,7 @@ class Pipeline:
             raise ValueError(f"--seed {missing}: no arm is trained with that seed (seeds: {', '.join(map(str, sorted(known_seeds)))})")
         self.seeds = seeds
         self._datasets: dict[str, BeirDataset] = {}
+        self._probes_before: dict[tuple[Path, Path], dict[str, Any]] = {}
 
     # -- data -------------------------------------------------------------------------------------
     def dataset(self, split: str) -> BeirDataset:
@@ -349,7 +351,7 @@ class Pipeline:
     def evaluation_sets(self, validation: list[str]) -> dict[str, BeirDataset]:
         sets = {}
         if validation:
-            sets["validation"] = _subset(self.dataset(self.config.train_split), validation, "validation")
+            sets["validation"] = self.dataset(self.config.train_split).with_queries(validation, "validation")
         sets[self.config.evaluate.split] = self.dataset(self.config.evaluate.split)
         return sets
 
@@ -382,7 +384,7 @@ class Pipeline:
 
         def work() -> dict[str, Any]:
             result = mine(
-                _subset(self.dataset(config.train_split), training, config.train_split),
+                self.dataset(config.train_split).with_queries(training),
                 model=config.train.model,
                 positives_per_query=config.positives_per_query,
                 seed=config.split_seed,
@@ -408,14 +410,13 @@ class Pipeline:
         import asyncio
 
         from syneg.llm import make_client
-        from syneg.synth import AttributeSet, CheckConfig, Synthesizer, pairs_from_training_set
-        from syneg.synth import propose_attributes as propose
+        from syneg.synth import CheckConfig, Synthesizer, attributes_for_run, pairs_from_training_set
 
         config = self.config.synthesize
         pairs = pairs_from_training_set(mined, limit=config.pairs)
         client = make_client(
             config.backend,
-            model="qwen2.5-0.5b" if config.model == "default" and config.backend == "llama.cpp" else config.model,
+            model=config.model,
             base_url=config.base_url,
             api_key_env=config.api_key_env,
             concurrency=config.concurrency,
@@ -424,17 +425,8 @@ class Pipeline:
             cache=config.cache or True,
         )
         try:
-            if config.ablation != "none":
-                attributes = None
-            elif config.attributes:
-                attributes = AttributeSet.from_spec(config.attributes)
-            else:
-                proposed = self.output / "attributes.yaml"
-                if not proposed.is_file():
-                    dataset = self.dataset(self.config.train_split)
-                    asyncio.run(propose(dataset, client, sample_size=12, seed=config.seed)).save(proposed)
-                    self.console.print(f"Proposed attributes saved to {proposed} (edit it and rerun to change them).")
-                attributes = AttributeSet.load(proposed)
+            attributes = attributes_for_run(config.attributes, config.ablation, self.output / "attributes.yaml",
+                                            self.dataset(self.config.train_split), client, seed=config.seed)
             synthesizer = Synthesizer(
                 client,
                 attributes=attributes,
@@ -483,7 +475,7 @@ class Pipeline:
         options = self._mix_options(arm, seed)
         folder = self._arm_folder(arm, seed)
         path = folder / "train.jsonl"
-        needs_synthetic = arm.strategy in ("hybrid", "direct", "synthetic")
+        needs_synthetic = arm.strategy in SYNTHETIC_STRATEGIES
         if needs_synthetic and synthetic is None:
             raise ValueError(f"arm {arm.name!r} ({arm.strategy}) needs synthetic negatives, but synthesize.enabled is false")
 
@@ -508,7 +500,6 @@ class Pipeline:
         from syneg.training import train
 
         config = self.config.train
-        temperature = arm.temperature or config.temperature
         model_dir = self._arm_folder(arm, seed) / "model"
         settings = self._train_settings(upstream, arm, seed)
 
@@ -517,14 +508,14 @@ class Pipeline:
                 training_set,
                 model_dir,
                 config.model,
-                temperature=temperature,
+                temperature=settings["temperature"],
                 loss=config.loss,
                 batch_size=config.batch_size,
                 learning_rate=config.learning_rate,
                 epochs=config.epochs,
                 max_steps=config.max_steps,
                 warmup_ratio=config.warmup_ratio,
-                max_seq_length=arm.max_seq_length or config.max_seq_length,
+                max_seq_length=settings["max_seq_length"],
                 seed=seed,
                 save_steps=config.save_steps,
                 resume_from_checkpoint=True,
@@ -562,8 +553,10 @@ class Pipeline:
             if probe_set is not None and encoder is not None:
                 from syneg.diagnostics import shortcut_probe
 
+                if probe_set not in self._probes_before:  # the backbone's probe is the same for every arm
+                    self._probes_before[probe_set] = shortcut_probe(*probe_set, model=self.config.train.model).to_dict()
                 info["shortcut_probe"] = {
-                    "before": shortcut_probe(*probe_set, model=self.config.train.model).to_dict(),
+                    "before": self._probes_before[probe_set],
                     "after": shortcut_probe(*probe_set, encoder=encoder).to_dict(),
                 }
             folder.mkdir(parents=True, exist_ok=True)
@@ -586,7 +579,7 @@ class Pipeline:
         mined_done, mined = self.mine(split_done, training)
         if self.until == "mine":
             return []
-        uses_synthetic = any(arm.strategy in ("hybrid", "direct", "synthetic") for arm in self.arms)
+        uses_synthetic = any(arm.strategy in SYNTHETIC_STRATEGIES for arm in self.arms)
         synthetic_done, synthetic = self.synthesize(mined_done, mined) if uses_synthetic else ("unused", None)
         if self.until == "synthesize":
             return []
@@ -596,7 +589,7 @@ class Pipeline:
         evaluating = self.until in (None, "evaluate")
         if config.evaluate.bm25 and evaluating:
             info = self.evaluate(split_done, "bm25", "bm25", self.output / "baselines" / "bm25", validation)
-            rows += _rows(base | {"arm": "bm25", "strategy": "bm25", "seed": None}, info)
+            rows += _rows(base | {"arm": BM25_BASELINE, "strategy": "bm25", "seed": None}, info)
         for arm in self.arms:
             described = base | self._describe(arm)
             if arm.strategy == "zero-shot":
@@ -633,7 +626,7 @@ class Pipeline:
         """Mix, train and evaluate one arm and seed; the evaluation's info, or None when stopped earlier (--until)."""
         upstream, mined, synthetic = pools
         folder = self._arm_folder(arm, seed)
-        probe = (synthetic, mined) if self.config.evaluate.shortcut_probe and synthetic and arm.strategy in ("hybrid", "direct", "synthetic") else None
+        probe = (synthetic, mined) if self.config.evaluate.shortcut_probe and synthetic and arm.strategy in SYNTHETIC_STRATEGIES else None
         # An arm evaluated with these settings needs neither its training set nor its model again.
         mix_fingerprint = self.stages.fingerprint(self._mix_settings(upstream, arm, seed))
         train_fingerprint = self.stages.fingerprint(self._train_settings(mix_fingerprint, arm, seed))
@@ -653,7 +646,9 @@ class Pipeline:
     def _save_results(self, rows: list[dict[str, Any]]) -> None:
         """Merge into results.json: a run limited to some arms keeps the other arms' rows."""
         path = self.output / "results.json"
-        key = lambda row: (row["arm"], row["seed"], row["split"])  # noqa: E731
+        def key(row: dict[str, Any]) -> tuple[Any, ...]:
+            return row["arm"], row["seed"], row["split"]
+
         merged = {key(row): row for row in (json.loads(path.read_text()) if path.is_file() else [])}
         merged.update({key(row): row for row in rows})
         path.write_text(json.dumps(list(merged.values()), indent=1))
@@ -670,22 +665,15 @@ def _rows(described: dict[str, Any], info: dict[str, Any]) -> list[dict[str, Any
     return rows
 
 
-def summary_table(rows: list[dict[str, Any]], split: str, metrics: Iterable[str] = SHOWN_METRICS) -> Table:
+def summary_table(rows: list[dict[str, Any]], split: str, metrics: Iterable[str] | None = None) -> Table:
     """Before/after table: one line per arm (mean ± std over seeds) on one split."""
-    from syneg.report import aggregate
-
-    metrics = list(metrics)
+    metrics = list(metrics or SHOWN_METRICS)
     table = Table(title=f"{split} split (×100; mean ± std over seeds)")
     for column in ("arm", "strategy", "seeds", *metrics):
         table.add_column(column, justify="left" if column in ("arm", "strategy") else "right")
     for line in aggregate([r for r in rows if r["split"] == split], metrics):
-        table.add_row(line["arm"], line["strategy"], str(line["seeds"]),
-                      *(_mean_std(line[m], line.get(f"{m}_std"), line["seeds"]) for m in metrics))
+        table.add_row(line["arm"], line["strategy"], str(line["seeds"]), *(mean_std_cell(line, m) for m in metrics))
     return table
-
-
-def _mean_std(mean: float, std: float | None, count: int) -> str:
-    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if count > 1 and std is not None else "")
 
 
 def run(config: str | Path | RunConfig, output: str | Path | None = None, arms: list[str] | None = None,

@@ -68,7 +68,8 @@ def aggregate(rows: list[dict[str, Any]], metrics: Iterable[str] = SHOWN_METRICS
     return lines
 
 
-def _cell(line: dict[str, Any], metric: str) -> str:
+def mean_std_cell(line: dict[str, Any], metric: str) -> str:
+    """``mean ± std`` (×100) of an aggregated line; the spread only over more than one seed."""
     if metric not in line:
         return "–"
     text = f"{100 * line[metric]:.2f}"
@@ -130,7 +131,7 @@ def markdown(rows: list[dict[str, Any]], split: str = "test", metrics: Iterable[
             out.append(
                 f"| {line['arm']} | {line['strategy']} | {line['ratio'] if line['ratio'] is not None else ''} | "
                 f"{line['temperature'] if line['temperature'] is not None else ''} | {line['num_negatives'] if line['num_negatives'] is not None else ''} | "
-                f"{line['seeds']} | " + " | ".join(_cell(line, m) for m in metrics) + " |"
+                f"{line['seeds']} | " + " | ".join(mean_std_cell(line, m) for m in metrics) + " |"
             )
         out += ["", hybrid_verdict(lines, metrics[0]), ""]
         probed = [line for line in lines if "probe_auc_before" in line]
@@ -142,17 +143,23 @@ def markdown(rows: list[dict[str, Any]], split: str = "test", metrics: Iterable[
                 out.append(f"| {line['arm']} | {line['seeds']} | {line['probe_auc_before']:.3f} | "
                            f"{line['probe_auc_after']:.3f}{spread} |")
             out.append("")
-        for name, sweep in _sweeps(aggregate([r for r in rows if r.get("dataset", "") == dataset], metrics)).items():
+        for name in _sweeps(lines):
             out += [f"### {'R' if name == 'ratio' else 'τ'} sweep: see `{name}-{dataset}.png`", ""]
     return "\n".join(out)
 
 
-def _plot_strategies(lines: list[dict[str, Any]], metrics: list[str], path: Path, title: str) -> None:
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot_strategies(lines: list[dict[str, Any]], metrics: list[str], path: Path, title: str) -> None:
+    plt = _pyplot()
     figure, axis = plt.subplots(figsize=(max(6, 1.1 * len(lines)), 4))
     width = 0.8 / len(metrics)
     for index, metric in enumerate(metrics):
@@ -172,11 +179,7 @@ def _plot_strategies(lines: list[dict[str, Any]], metrics: list[str], path: Path
 
 
 def _plot_sweep(per_split: dict[str, list[dict[str, Any]]], key: str, metric: str, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     figure, axis = plt.subplots(figsize=(5.5, 3.8))
     for split, sweep in per_split.items():
         xs = [line[key] for line in sweep]

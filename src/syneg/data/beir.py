@@ -10,7 +10,7 @@ reported as one warning with a count and the first offending line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +58,12 @@ class BeirDataset:
         """Ids of the documents judged relevant (grade > 0) to a query, strongest first."""
         grades = self.qrels.get(query_id, {})
         return sorted((d for d, g in grades.items() if g > 0), key=lambda d: -grades[d])
+
+    def with_queries(self, query_ids: Iterable[str], split: str | None = None) -> BeirDataset:
+        """The same corpus with only these queries and their qrels (``split`` names the subset)."""
+        ids = list(query_ids)
+        return BeirDataset(self.path, self.corpus, {q: self.queries[q] for q in ids}, {q: self.qrels[q] for q in ids},
+                           self.split if split is None else split)
 
     def pairs(self) -> Iterator[tuple[str, str]]:
         """Every (query id, relevant doc id) pair of the split, in file order."""

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from syneg.synth.attributes import AttributeSet, example_path, propose_attributes, propose_attributes_sync
+from syneg.synth.attributes import (
+    AttributeSet,
+    attributes_for_run,
+    example_path,
+    propose_attributes,
+    propose_attributes_sync,
+)
 from syneg.synth.checks import CheckConfig, CheckResult, answer_leak, is_echo, run_checks
 from syneg.synth.prompts import PromptTemplates
 from syneg.synth.synthesize import (
@@ -29,6 +35,7 @@ __all__ = [
     "SynthesisStats",
     "Synthesizer",
     "answer_leak",
+    "attributes_for_run",
     "completed_pairs",
     "example_path",
     "is_echo",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from pydantic import BaseModel
 from syneg.data import BeirDataset, DataError
 from syneg.llm import ChatRequest, LLMClient, LLMError
 from syneg.synth.prompts import PromptTemplates
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_DIFFICULTIES = ["foundational (elementary or middle school)", "intermediate (high school or undergraduate)"]
 DEFAULT_LENGTHS = ["approximately the same as the passage"]
@@ -152,3 +155,31 @@ async def propose_attributes(
 
 def propose_attributes_sync(dataset: BeirDataset, client: LLMClient, **kwargs: object) -> AttributeSet:
     return asyncio.run(propose_attributes(dataset, client, **kwargs))  # type: ignore[arg-type]
+
+
+def attributes_for_run(
+    spec: str | Path | None,
+    ablation: str,
+    proposed: Path,
+    dataset: BeirDataset | None,
+    client: LLMClient,
+    seed: int = 0,
+) -> AttributeSet | None:
+    """The attribute set of a synthesis run, as ``syneg synthesize`` and ``syneg run`` choose it.
+
+    A given file or shipped example (``spec``) wins; the ablations need none; otherwise the set the
+    LLM proposed earlier at ``proposed`` is reused (the user may have edited it), or the LLM proposes
+    one from a corpus sample and it is saved there.
+    """
+    if spec is not None:
+        return AttributeSet.from_spec(spec)
+    if ablation != "none":
+        return None
+    if proposed.is_file():
+        return AttributeSet.load(proposed)
+    if dataset is None:
+        raise ValueError("A training-set jsonl has no corpus to propose attributes from: pass --attributes")
+    attributes = propose_attributes_sync(dataset, client, sample_size=12, seed=seed)
+    attributes.save(proposed)
+    logger.info("Proposed domains %s; saved to %s (edit it and rerun).", ", ".join(attributes.domain), proposed)
+    return attributes
