@@ -144,11 +144,12 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
     assert not checkpoint.exists()  # cleaned once the resumed training finished
     assert len(rows_resumed) == len(rows)
 
-    # A clone that keeps markers and metrics but not models, training sets or pools (as the experiments
-    # commit them): evaluated arms are not retrained; a stage needed again whose output is gone is redone.
-    shutil.rmtree(arm / "model")
-    (arm / "train.jsonl").unlink()
-    (run_dir / "mined.jsonl").unlink()
+    # A clone at another place that keeps markers and metrics but not models, training sets or pools (as
+    # the experiments commit them): evaluated arms are not retrained; a stage needed again whose output
+    # is gone is redone.
+    clone = tmp_path / "clone" / "elsewhere"
+    shutil.copytree(run_dir, clone / "run", ignore=shutil.ignore_patterns("model", "train.jsonl", "mined.jsonl"))
+    path, run_dir, arm = write_config(clone, FAST_CONFIG), clone / "run", clone / "run" / "arms" / "bm25" / "seed-1"
     capsys.readouterr()
     assert run(path, output=run_dir, arms=["bm25"]) == [r for r in rows if r["arm"] == "bm25"]
     log = capsys.readouterr().err
@@ -161,12 +162,17 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
 
     # A changed training setting redoes training and evaluation only, not mining or mixing.
     changed = FAST_CONFIG | {"train": FAST_CONFIG["train"] | {"temperature": 0.05}}
-    write_config(tmp_path, changed)
+    write_config(clone, changed)
     capsys.readouterr()
     run(path, output=run_dir)
     log = capsys.readouterr().err
     assert "mix/bm25/seed-1: done before, skipped" in log
     assert "train/bm25/seed-1: settings changed since it ran" in log
+
+    # results.json follows the config: the rows of an arm removed from it are dropped.
+    write_config(clone, FAST_CONFIG | {"arms": FAST_CONFIG["arms"][:1]})
+    run(path, output=run_dir)
+    assert {r["arm"] for r in json.loads((run_dir / "results.json").read_text())} == {"zero-shot"}
 
 
 def test_unknown_arm_or_seed_is_an_error(tmp_path):

@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import shutil
 import time
@@ -342,6 +343,13 @@ class Pipeline:
         self._datasets: dict[str, BeirDataset] = {}
         self._probes_before: dict[tuple[Path, Path], dict[str, Any]] = {}
 
+    def _portable(self, path: str | Path) -> str:
+        """A path as stage settings record it: relative to the run folder, so that a clone elsewhere
+        (same layout, e.g. ``../shared`` beside the repository) finds its committed stages done."""
+        if Path(path) == demo_path():
+            return "demo"
+        return os.path.relpath(path, self.output)
+
     # -- data -------------------------------------------------------------------------------------
     def dataset(self, split: str) -> BeirDataset:
         if split not in self._datasets:
@@ -358,7 +366,7 @@ class Pipeline:
     # -- stages -----------------------------------------------------------------------------------
     def split(self) -> tuple[str, list[str], list[str]]:
         config = self.config
-        settings = {"data": str(config.data), "split": config.train_split, "validation": config.validation_queries,
+        settings = {"data": self._portable(config.data), "split": config.train_split, "validation": config.validation_queries,
                     "train_queries": config.train_queries, "seed": config.split_seed}
         path = self.output / "splits.json"
 
@@ -397,13 +405,16 @@ class Pipeline:
         fingerprint, _ = self.stages.run("mine", settings, work, outputs=[path])
         return fingerprint, path
 
-    def synthesize(self, upstream: str, mined: Path) -> tuple[str, Path | None]:
+    def _synthesize_settings(self, upstream: str) -> tuple[dict[str, Any], Path]:
         config = self.config.synthesize
-        if not config.enabled:
-            return "disabled", None
         path = config.file or self.output / "synthetic.jsonl"
         generation = config.model_dump(exclude={"file", "cache", "pairs", "concurrency", "threads", "base_url", "api_key_env"})
-        settings = {"upstream": upstream, "generation": generation, "pairs": config.pairs, "file": str(path)}
+        return {"upstream": upstream, "generation": generation, "pairs": config.pairs, "file": self._portable(path)}, path
+
+    def synthesize(self, upstream: str, mined: Path) -> tuple[str, Path | None]:
+        if not self.config.synthesize.enabled:
+            return "disabled", None
+        settings, path = self._synthesize_settings(upstream)
         return self.stages.run("synthesize", settings, lambda: self._synthesize(mined, path), outputs=[path])[0], path
 
     def _synthesize(self, mined: Path, path: Path) -> dict[str, Any]:
@@ -465,8 +476,9 @@ class Pipeline:
                 "max_seq_length": arm.max_seq_length or config.max_seq_length, "seed": seed}
 
     def _evaluate_settings(self, upstream: str, model: str, validation: list[str], probe_set: tuple[Path, Path] | None) -> dict[str, Any]:
-        return {"upstream": upstream, "model": model, **self.config.evaluate.model_dump(), "validation": len(validation),
-                "probe": [str(p) for p in probe_set] if probe_set else None}
+        return {"upstream": upstream, "model": self._portable(model) if Path(model).is_absolute() else model,
+                **self.config.evaluate.model_dump(), "validation": len(validation),
+                "probe": [self._portable(p) for p in probe_set] if probe_set else None}
 
     def mix(self, upstream: str, arm: ArmConfig, seed: int, mined: Path, synthetic: Path | None) -> tuple[str, Path]:
         from syneg.data import read_training_set, write_training_set
@@ -579,13 +591,24 @@ class Pipeline:
         mined_done, mined = self.mine(split_done, training)
         if self.until == "mine":
             return []
-        uses_synthetic = any(arm.strategy in SYNTHETIC_STRATEGIES for arm in self.arms)
-        synthetic_done, synthetic = self.synthesize(mined_done, mined) if uses_synthetic else ("unused", None)
+        if any(arm.strategy in SYNTHETIC_STRATEGIES for arm in self.arms):
+            synthetic_done, synthetic = self.synthesize(mined_done, mined)
+        elif config.synthesize.enabled:  # not needed now: what it is, to find the synthetic arms' results
+            settings, synthetic = self._synthesize_settings(mined_done)
+            synthetic_done = self.stages.fingerprint(settings)
+        else:
+            synthetic_done, synthetic = "disabled", None
         if self.until == "synthesize":
             return []
 
+        def pools(arm: ArmConfig) -> tuple[str, Path, Path | None]:
+            # Arms without synthetic negatives neither read nor depend on the synthetic pool.
+            if arm.strategy in SYNTHETIC_STRATEGIES:
+                return f"{mined_done}:{synthetic_done}", mined, synthetic
+            return f"{mined_done}:unused", mined, None
+
         rows: list[dict[str, Any]] = []
-        base = {"dataset": Path(config.data).name, "run": str(self.output)}
+        base = {"dataset": Path(config.data).name}
         evaluating = self.until in (None, "evaluate")
         if config.evaluate.bm25 and evaluating:
             info = self.evaluate(split_done, "bm25", "bm25", self.output / "baselines" / "bm25", validation)
@@ -597,15 +620,14 @@ class Pipeline:
                     info = self.evaluate(split_done, arm.name, config.train.model, self.output / "baselines" / arm.name, validation)
                     rows += _rows(described | {"seed": None}, info)
                 continue
-            pools = (f"{mined_done}:{synthetic_done}", mined, synthetic)
             for seed in arm.seeds or config.seeds:
                 if self.seeds and seed not in self.seeds:
                     continue
-                info = self._train_and_evaluate(arm, seed, pools, validation)
+                info = self._train_and_evaluate(arm, seed, pools(arm), validation)
                 if info is not None:
                     rows += _rows(described | {"seed": seed}, info)
         if evaluating:
-            self._save_results(rows)
+            self._save_results(split_done, pools, validation)
         return rows
 
     def _describe(self, arm: ArmConfig) -> dict[str, Any]:
@@ -626,12 +648,9 @@ class Pipeline:
         """Mix, train and evaluate one arm and seed; the evaluation's info, or None when stopped earlier (--until)."""
         upstream, mined, synthetic = pools
         folder = self._arm_folder(arm, seed)
-        probe = (synthetic, mined) if self.config.evaluate.shortcut_probe and synthetic and arm.strategy in SYNTHETIC_STRATEGIES else None
+        probe = self._probe_set(arm, pools)
         # An arm evaluated with these settings needs neither its training set nor its model again.
-        mix_fingerprint = self.stages.fingerprint(self._mix_settings(upstream, arm, seed))
-        train_fingerprint = self.stages.fingerprint(self._train_settings(mix_fingerprint, arm, seed))
-        evaluated = self.stages.done(f"evaluate/{folder.relative_to(self.output)}",
-                                     self._evaluate_settings(train_fingerprint, str(folder / "model"), validation, probe))
+        evaluated = self._evaluated(arm, seed, pools, validation)
         if evaluated is not None and self.until in (None, "evaluate"):
             self.console.print(f"[dim]✓ {arm.name}/seed-{seed}: evaluated before, skipped[/dim]")
             return evaluated
@@ -643,15 +662,40 @@ class Pipeline:
             return None
         return self.evaluate(trained_done, arm.name, str(model_dir), folder, validation, probe)
 
-    def _save_results(self, rows: list[dict[str, Any]]) -> None:
-        """Merge into results.json: a run limited to some arms keeps the other arms' rows."""
-        path = self.output / "results.json"
-        def key(row: dict[str, Any]) -> tuple[Any, ...]:
-            return row["arm"], row["seed"], row["split"]
+    def _probe_set(self, arm: ArmConfig, pools: tuple[str, Path, Path | None]) -> tuple[Path, Path] | None:
+        _, mined, synthetic = pools
+        return (synthetic, mined) if self.config.evaluate.shortcut_probe and synthetic and arm.strategy in SYNTHETIC_STRATEGIES else None
 
-        merged = {key(row): row for row in (json.loads(path.read_text()) if path.is_file() else [])}
-        merged.update({key(row): row for row in rows})
-        path.write_text(json.dumps(list(merged.values()), indent=1))
+    def _evaluated(self, arm: ArmConfig, seed: int, pools: tuple[str, Path, Path | None],
+                   validation: list[str]) -> dict[str, Any] | None:
+        """The evaluation of an arm and seed done with the config's current settings, else None."""
+        folder = self._arm_folder(arm, seed)
+        mix_fingerprint = self.stages.fingerprint(self._mix_settings(pools[0], arm, seed))
+        train_fingerprint = self.stages.fingerprint(self._train_settings(mix_fingerprint, arm, seed))
+        settings = self._evaluate_settings(train_fingerprint, str(folder / "model"), validation, self._probe_set(arm, pools))
+        return self.stages.done(f"evaluate/{folder.relative_to(self.output)}", settings)
+
+    def _save_results(self, split_done: str, pools: Callable[[ArmConfig], tuple[str, Path, Path | None]],
+                      validation: list[str]) -> None:
+        """results.json: every arm and seed of the config evaluated with its current settings, whether
+        this run or an earlier one evaluated it. Arms renamed, removed or with changed settings drop out."""
+        config = self.config
+        base = {"dataset": Path(config.data).name}
+        rows: list[dict[str, Any]] = []
+        if config.evaluate.bm25:
+            info = self.stages.done("evaluate/baselines/bm25", self._evaluate_settings(split_done, "bm25", validation, None))
+            rows += _rows(base | {"arm": BM25_BASELINE, "strategy": "bm25", "seed": None}, info) if info else []
+        for arm in config.arms:
+            described = base | self._describe(arm)
+            if arm.strategy == "zero-shot":
+                settings = self._evaluate_settings(split_done, config.train.model, validation, None)
+                info = self.stages.done(f"evaluate/baselines/{arm.name}", settings)
+                rows += _rows(described | {"seed": None}, info) if info else []
+                continue
+            for seed in arm.seeds or config.seeds:
+                info = self._evaluated(arm, seed, pools(arm), validation)
+                rows += _rows(described | {"seed": seed}, info) if info else []
+        (self.output / "results.json").write_text(json.dumps(rows, indent=1))
 
 
 def _rows(described: dict[str, Any], info: dict[str, Any]) -> list[dict[str, Any]]:
