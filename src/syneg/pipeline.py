@@ -607,28 +607,24 @@ class Pipeline:
                 return f"{mined_done}:{synthetic_done}", mined, synthetic
             return f"{mined_done}:unused", mined, None
 
-        rows: list[dict[str, Any]] = []
-        base = {"dataset": Path(config.data).name}
         evaluating = self.until in (None, "evaluate")
         if config.evaluate.bm25 and evaluating:
-            info = self.evaluate(split_done, "bm25", "bm25", self.output / "baselines" / "bm25", validation)
-            rows += _rows(base | {"arm": BM25_BASELINE, "strategy": "bm25", "seed": None}, info)
+            self.evaluate(split_done, "bm25", "bm25", self.output / "baselines" / "bm25", validation)
         for arm in self.arms:
-            described = base | self._describe(arm)
             if arm.strategy == "zero-shot":
                 if evaluating:
-                    info = self.evaluate(split_done, arm.name, config.train.model, self.output / "baselines" / arm.name, validation)
-                    rows += _rows(described | {"seed": None}, info)
+                    self.evaluate(split_done, arm.name, config.train.model, self.output / "baselines" / arm.name, validation)
                 continue
             for seed in arm.seeds or config.seeds:
-                if self.seeds and seed not in self.seeds:
-                    continue
-                info = self._train_and_evaluate(arm, seed, pools(arm), validation)
-                if info is not None:
-                    rows += _rows(described | {"seed": seed}, info)
-        if evaluating:
-            self._save_results(split_done, pools, validation)
-        return rows
+                if not self.seeds or seed in self.seeds:
+                    self._train_and_evaluate(arm, seed, pools(arm), validation)
+        if not evaluating:
+            return []
+        rows = self._results(split_done, pools, validation)
+        (self.output / "results.json").write_text(json.dumps(rows, indent=1))
+        # The rows of this run's selection: the baseline, the chosen arms, the chosen seeds.
+        chosen = {arm.name for arm in self.arms} | {BM25_BASELINE}
+        return [r for r in rows if r["arm"] in chosen and (r["seed"] is None or not self.seeds or r["seed"] in self.seeds)]
 
     def _describe(self, arm: ArmConfig) -> dict[str, Any]:
         """The arm's settings as result columns."""
@@ -675,10 +671,10 @@ class Pipeline:
         settings = self._evaluate_settings(train_fingerprint, str(folder / "model"), validation, self._probe_set(arm, pools))
         return self.stages.done(f"evaluate/{folder.relative_to(self.output)}", settings)
 
-    def _save_results(self, split_done: str, pools: Callable[[ArmConfig], tuple[str, Path, Path | None]],
-                      validation: list[str]) -> None:
-        """results.json: every arm and seed of the config evaluated with its current settings, whether
-        this run or an earlier one evaluated it. Arms renamed, removed or with changed settings drop out."""
+    def _results(self, split_done: str, pools: Callable[[ArmConfig], tuple[str, Path, Path | None]],
+                 validation: list[str]) -> list[dict[str, Any]]:
+        """The rows of results.json: every arm and seed of the config evaluated with its current settings,
+        whether this run or an earlier one evaluated it. Arms renamed, removed or with changed settings drop out."""
         config = self.config
         base = {"dataset": Path(config.data).name}
         rows: list[dict[str, Any]] = []
@@ -695,7 +691,7 @@ class Pipeline:
             for seed in arm.seeds or config.seeds:
                 info = self._evaluated(arm, seed, pools(arm), validation)
                 rows += _rows(described | {"seed": seed}, info) if info else []
-        (self.output / "results.json").write_text(json.dumps(rows, indent=1))
+        return rows
 
 
 def _rows(described: dict[str, Any], info: dict[str, Any]) -> list[dict[str, Any]]:
