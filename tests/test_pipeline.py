@@ -62,6 +62,9 @@ def test_config_errors_name_the_file_and_key(tmp_path):
     pipeline = Pipeline(config, tmp_path / "run")
     assert pipeline._train_settings("x", config.arms[0], 7)["max_seq_length"] == 256
     assert pipeline._train_settings("x", config.arms[1], 1)["max_seq_length"] == 128
+    # Result columns: the arm's training length, and its planned seeds (one-seed arms are the report's side arms).
+    assert {k: pipeline._describe(config.arms[0])[k] for k in ("max_seq_length", "seeds_planned")} == {"max_seq_length": 256, "seeds_planned": 1}
+    assert {k: pipeline._describe(config.arms[1])[k] for k in ("max_seq_length", "seeds_planned")} == {"max_seq_length": 128, "seeds_planned": 2}
     with pytest.raises(DataError, match="not found"):
         RunConfig.load(tmp_path / "missing.yaml")
 

@@ -11,23 +11,28 @@ import pytest
 
 from syneg.data import DataError, Negative, TrainingInstance, write_training_set
 from syneg.diagnostics import probe_samples, shortcut_probe
-from syneg.report import aggregate, hybrid_verdict, load_rows, write_report
+from syneg.report import aggregate, hybrid_verdict, load_rows, main_and_side, sweeps, write_report
 
 
-def result_rows() -> list[dict]:
-    """Rows as `syneg run` writes them: three seeds of four arms, an R sweep and a τ sweep."""
+def result_rows(one_seed_sweeps: bool = False) -> list[dict]:
+    """Rows as `syneg run` writes them: three seeds of four arms, an R sweep and a τ sweep (the sweep
+    points on three seeds too, or planned on seed 1 only as in the experiment configs)."""
     rows = [{"dataset": "toy", "run": "r", "arm": "zero-shot", "strategy": "zero-shot", "ratio": None, "temperature": None,
-             "num_negatives": 0, "seed": None, "split": split, "ndcg@10": 0.60, "recall@10": 0.7, "mrr@10": 0.55}
-            for split in ("validation", "test")]
-    arms = {"bm25": ("retrieved", None, 0.02, 0.62), "hybrid": ("hybrid", 0.7, 0.02, 0.65),
+             "num_negatives": 0, "seeds_planned": 1, "seed": None, "split": split, "ndcg@10": 0.60, "recall@10": 0.7,
+             "mrr@10": 0.55} for split in ("validation", "test")]
+    arms = {"both": ("retrieved", 0.0, 0.02, 0.62), "hybrid": ("hybrid", 0.7, 0.02, 0.65),
             "hybrid-R0.3": ("hybrid", 0.3, 0.02, 0.63), "hybrid-R2": ("hybrid", 2.0, 0.02, 0.61),
             "hybrid-t0.05": ("hybrid", 0.7, 0.05, 0.64), "hybrid-t0.01": ("hybrid", 0.7, 0.01, 0.62)}
     for arm, (strategy, ratio, temperature, base) in arms.items():
+        sweep_point = arm.startswith("hybrid-") and one_seed_sweeps
         for seed, delta in zip((1, 2, 3), (-0.01, 0.0, 0.01)):
+            if sweep_point and seed != 1:
+                continue
             for split in ("validation", "test"):
                 row = {"dataset": "toy", "run": "r", "arm": arm, "strategy": strategy, "ratio": ratio, "temperature": temperature,
-                       "num_negatives": 3, "seed": seed, "split": split, "ndcg@10": base + delta, "recall@10": base + 0.1,
-                       "mrr@10": base - 0.05}
+                       "num_negatives": 3, "retrieved_sources": "both", "max_seq_length": 256,
+                       "seeds_planned": 1 if sweep_point else 3, "seed": seed, "split": split, "ndcg@10": base + delta,
+                       "recall@10": base + 0.1, "mrr@10": base - 0.05}
                 if strategy == "hybrid":
                     row |= {"probe_auc_before": 0.8, "probe_auc_after": 0.9 + delta}
                 rows.append(row)
@@ -46,9 +51,41 @@ def test_verdict_compares_hybrid_with_every_other_arm():
     lines = aggregate([r for r in result_rows() if r["split"] == "test"])
     verdict = hybrid_verdict(lines)
     assert "Hybrid above every other arm: **yes**" in verdict
-    assert "(`bm25`): +3.00 points" in verdict and "**met**" in verdict
+    assert "(`both`): +3.00 points" in verdict and "**met**" in verdict
     worse = [line | {"ndcg@10": 0.5} if line["strategy"] == "hybrid" else line for line in lines]
     assert "**no**" in hybrid_verdict(worse) and "not met" in hybrid_verdict(worse)
+
+
+def test_verdict_chooses_among_hybrid_arms_on_validation_not_test():
+    rows = result_rows()
+    # hybrid-t0.05 is the better hybrid arm on validation, hybrid the better on test.
+    rows = [r | {"ndcg@10": 0.70} if r["arm"] == "hybrid-t0.05" and r["split"] == "validation" else r for r in rows]
+    test = aggregate([r for r in rows if r["split"] == "test"])
+    validation = aggregate([r for r in rows if r["split"] == "validation"])
+    verdict = hybrid_verdict(test, validation=validation)
+    assert verdict.startswith("Hybrid arm `hybrid-t0.05` (chosen on validation): 64.00 ± 1.00")
+    assert hybrid_verdict(test).startswith("Hybrid arm `hybrid`: 65.00 ± 1.00")
+
+
+def test_one_seed_arms_are_side_arms_outside_the_verdict():
+    rows = result_rows(one_seed_sweeps=True)
+    # A one-seed sweep point that happens to score best must not become the hybrid arm or the rival.
+    rows = [r | {"ndcg@10": 0.90} if r["arm"] == "hybrid-R2" else r for r in rows]
+    main, side = main_and_side(aggregate([r for r in rows if r["split"] == "test"]))
+    assert [line["arm"] for line in main] == ["zero-shot", "both", "hybrid"]
+    assert {line["arm"] for line in side} == {"hybrid-R0.3", "hybrid-R2", "hybrid-t0.05", "hybrid-t0.01"}
+    assert hybrid_verdict(main).startswith("Hybrid arm `hybrid`: 65.00 ± 1.00; best other arm `both`: 62.00 ± 1.00")
+
+
+def test_sweeps_average_over_the_seeds_all_points_share():
+    found = sweeps(result_rows(one_seed_sweeps=True))
+    assert set(found) == {"ratio", "temperature"} and set(found["ratio"]) == {"validation", "test"}
+    ratio = {line["arm"]: line for line in found["ratio"]["test"]}
+    assert [line["ratio"] for line in found["ratio"]["test"]] == [0.0, 0.3, 0.7, 2.0]
+    # The main arms have 3 seeds; the sweep compares their seed 1 (base − 0.01) with the sweep points' seed 1.
+    assert ratio["hybrid"]["ndcg@10"] == pytest.approx(0.64) and ratio["hybrid"]["seeds"] == 1
+    assert ratio["both"]["ndcg@10"] == pytest.approx(0.61)
+    assert [line["temperature"] for line in found["temperature"]["test"]] == [0.01, 0.02, 0.05]
 
 
 def test_report_writes_tables_and_plots(tmp_path):
@@ -65,8 +102,11 @@ def test_report_writes_tables_and_plots(tmp_path):
     for key in ("strategies-toy", "ratio-toy", "temperature-toy"):
         assert written[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # Two values are a comparison, not a sweep: no plot.
-    two_ratios = [r for r in result_rows() if r["arm"] != "hybrid-R2"]
+    assert "### R sweep (ndcg@10 ×100, seeds 1, 2, 3; plot `ratio-toy.png`)" in text
+    assert "| hybrid-R2 | 2.0 | 61.00 ± 1.00 | 61.00 ± 1.00 |" in text
+
+    # Two values (R = 0 and 0.7) are a comparison, not a sweep: no plot.
+    two_ratios = [r for r in result_rows() if r["arm"] not in ("hybrid-R2", "hybrid-R0.3")]
     (run_dir / "results.json").write_text(json.dumps(two_ratios))
     assert "ratio-toy" not in write_report([run_dir], tmp_path / "report2")
 

@@ -637,6 +637,9 @@ class Pipeline:
             "retrieved_sources": (arm.retrieved_sources or config.mix.retrieved_sources) if arm.strategy in ("hybrid", "direct", "retrieved") else None,
             "temperature": (arm.temperature or config.train.temperature) if arm.strategy != "zero-shot" else None,
             "num_negatives": (arm.num_negatives or config.mix.num_negatives) if arm.strategy not in ("zero-shot", "in-batch") else 0,
+            "max_seq_length": (arm.max_seq_length or config.train.max_seq_length) if arm.strategy != "zero-shot" else None,
+            # Arms planned on fewer seeds than the run's (tuning and sweep points) are side arms in the report.
+            "seeds_planned": 1 if arm.strategy == "zero-shot" else len(arm.seeds or config.seeds),
         }
 
     def _train_and_evaluate(self, arm: ArmConfig, seed: int, pools: tuple[str, Path, Path | None],

@@ -4,16 +4,22 @@
 seed and split, written by ``syneg run``) and writes into ``DIR``:
 
 - ``results.csv``: every row, for your own analysis;
-- ``report.md``: per dataset, the strategy table (mean ± std over seeds of nDCG@10, Recall@10 and
-  MRR@10; ×100), whether the hybrid arm beat every other arm and by how much it beat the best
-  retrieved-only arm, the R and τ sweeps, and the shortcut probe before and after training;
-- ``strategies-<dataset>.png``: the strategy table as grouped bars with seed spread;
+- ``report.md``: per dataset, the strategy table of the main arms (mean ± std over seeds of nDCG@10,
+  Recall@10 and MRR@10; ×100), whether the hybrid arm beat every other main arm and by how much it
+  beat the best retrieved-only arm, the tuning and sweep arms, the R and τ sweeps, and the shortcut
+  probe before and after training;
+- ``strategies-<dataset>.png``: the main arms as grouped bars with seed spread;
 - ``ratio-<dataset>.png`` and ``temperature-<dataset>.png``: nDCG@10 against R and against τ, for
   every split present (tune on ``validation``, report ``test``), when the runs hold such a sweep.
 
+Main arms are the untrained baselines and the arms planned on the run's full list of seeds; arms
+planned on fewer (``seeds: [1]`` in the config: tuning and sweep points) are side arms, shown apart
+so that one-seed figures are not ranked against means over seeds.
+
 A sweep is read from the arms themselves: hybrid arms that differ only in ``ratio`` form the R sweep
-(with a retrieved-only arm over both retrievers, at the same τ and number of negatives, as R = 0),
-and arms of one strategy that differ only in ``temperature`` form the τ sweep.
+(with the retrieved-only arm over the same retrievers, τ, number of negatives and length as R = 0),
+and arms of one strategy that differ only in ``temperature`` form the τ sweep. Each sweep is
+averaged over the seeds all its points share, so every point has the same seeds.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from syneg.data import DataError
 
 SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 MIN_SWEEP_POINTS = 3
+UNTRAINED = ("zero-shot", "bm25")
 
 
 def load_rows(runs: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -56,7 +63,10 @@ def aggregate(rows: list[dict[str, Any]], metrics: Iterable[str] = SHOWN_METRICS
     for (dataset, arm), members in groups.items():
         first = members[0]
         line = {"dataset": dataset, "arm": arm, "seeds": len(members)}
-        line |= {k: first.get(k) for k in ("strategy", "ratio", "temperature", "num_negatives", "retrieved_sources", "split")}
+        line |= {k: first.get(k) for k in ("strategy", "ratio", "temperature", "num_negatives", "retrieved_sources",
+                                           "max_seq_length", "split")}
+        line["seeds_planned"] = first.get("seeds_planned") or len(members)
+        line["seed_list"] = sorted(r["seed"] for r in members if r.get("seed") is not None)
         for metric in [*metrics, "probe_auc_before", "probe_auc_after"]:
             values = [r[metric] for r in members if r.get(metric) is not None]
             if not values:
@@ -76,39 +86,73 @@ def mean_std_cell(line: dict[str, Any], metric: str) -> str:
     return text + (f" ± {100 * line[metric + '_std']:.2f}" if line["seeds"] > 1 else "")
 
 
-def _sweeps(lines: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The R sweep (hybrid arms at one temperature) and the τ sweep (one strategy and ratio)."""
-    sweeps: dict[str, list[dict[str, Any]]] = {}
-    # Hybrid arms, plus retrieved-only arms over both retrievers as R = 0, at one τ and one number of negatives.
-    candidates = [line for line in lines if line["strategy"] == "hybrid"
-                  or (line["strategy"] == "retrieved" and line.get("retrieved_sources") == "both")]
+def main_and_side(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(main arms, side arms): the untrained baselines and the arms planned on the run's full seed list,
+    then the tuning and sweep arms planned on fewer seeds."""
+    full = max((line["seeds_planned"] for line in lines if line["strategy"] not in UNTRAINED), default=0)
+    main = [line for line in lines if line["strategy"] in UNTRAINED or line["seeds_planned"] == full]
+    main_arms = {line["arm"] for line in main}
+    return main, [line for line in lines if line["arm"] not in main_arms]
+
+
+def _sweep_groups(lines: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The R sweep (hybrid arms at one setting) and the τ sweep (one strategy at one setting), as lines."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    setting = ("num_negatives", "retrieved_sources", "max_seq_length")
+    # Hybrid arms, plus the retrieved-only arm over the same retrievers as R = 0.
     by_setting_r: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for line in candidates:
-        by_setting_r[(line["temperature"], line["num_negatives"])].append(line)
+    for line in lines:
+        if line["strategy"] in ("hybrid", "retrieved") and line["ratio"] is not None:
+            by_setting_r[(line["temperature"], *(line.get(k) for k in setting))].append(line)
     ratio_sweep = max(by_setting_r.values(), key=lambda group: len({g["ratio"] for g in group}), default=[])
     if len({line["ratio"] for line in ratio_sweep}) >= MIN_SWEEP_POINTS:
-        sweeps["ratio"] = sorted(ratio_sweep, key=lambda line: line["ratio"])
+        groups["ratio"] = ratio_sweep
     by_setting: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for line in lines:
         if line["temperature"] is not None:
-            by_setting[(line["strategy"], line["ratio"], line["num_negatives"])].append(line)
+            by_setting[(line["strategy"], line["ratio"], *(line.get(k) for k in setting))].append(line)
     temperature_sweep = max(by_setting.values(), key=lambda group: len({g["temperature"] for g in group}), default=[])
     if len({line["temperature"] for line in temperature_sweep}) >= MIN_SWEEP_POINTS:
-        sweeps["temperature"] = sorted(temperature_sweep, key=lambda line: line["temperature"])
-    return sweeps
+        groups["temperature"] = temperature_sweep
+    return groups
 
 
-def hybrid_verdict(lines: list[dict[str, Any]], metric: str = "ndcg@10") -> str:
-    """Did the best hybrid arm beat every other arm, and by how much the best retrieved-only arm?"""
+def sweeps(rows: list[dict[str, Any]], metrics: Iterable[str] = SHOWN_METRICS) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """{"ratio" | "temperature": {split: lines sorted by the swept value}}, each sweep averaged over the
+    seeds all its points share (a one-seed sweep point beside the main arm compares seed 1 with seed 1)."""
+    metrics = list(metrics)
+    found: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+    for split in dict.fromkeys(r["split"] for r in rows):
+        split_rows = [r for r in rows if r["split"] == split]
+        for key, group in _sweep_groups(aggregate(split_rows, metrics)).items():
+            arms = {line["arm"] for line in group}
+            seeds = set.intersection(*({r.get("seed") for r in split_rows if r["arm"] == arm} for arm in arms))
+            matched = aggregate([r for r in split_rows if r["arm"] in arms and r.get("seed") in seeds], metrics)
+            if len({line[key] for line in matched}) >= MIN_SWEEP_POINTS:
+                found[key][split] = sorted(matched, key=lambda line: line[key])
+    return dict(found)
+
+
+def hybrid_verdict(lines: list[dict[str, Any]], metric: str = "ndcg@10",
+                   validation: list[dict[str, Any]] | None = None) -> str:
+    """Did the hybrid arm beat every other arm, and by how much the best retrieved-only arm?
+
+    ``lines`` are the main arms of one split. With several hybrid arms, the one reported is chosen on
+    ``validation`` (lines of the validation split) when given, so the test split is never tuned on.
+    """
     hybrid = [line for line in lines if line["strategy"] == "hybrid" and metric in line]
     others = [line for line in lines if line["strategy"] != "hybrid" and metric in line]
     if not hybrid or not others:
         return "No hybrid arm and other arm to compare."
-    best = max(hybrid, key=lambda line: line[metric])
+    chosen_on = {line["arm"]: line[metric] for line in validation or [] if metric in line}
+    if len(hybrid) > 1 and all(line["arm"] in chosen_on for line in hybrid):
+        best, how = max(hybrid, key=lambda line: chosen_on[line["arm"]]), " (chosen on validation)"
+    else:
+        best, how = max(hybrid, key=lambda line: line[metric]), ""
     rival = max(others, key=lambda line: line[metric])
-    retrieved = [line for line in others if line["strategy"] in ("retrieved",)]
-    text = (f"Best hybrid arm `{best['arm']}`: {100 * best[metric]:.2f}; best other arm `{rival['arm']}`: "
-            f"{100 * rival[metric]:.2f}. Hybrid above every other arm: **{'yes' if best[metric] > rival[metric] else 'no'}**.")
+    text = (f"Hybrid arm `{best['arm']}`{how}: {mean_std_cell(best, metric)}; best other arm `{rival['arm']}`: "
+            f"{mean_std_cell(rival, metric)}. Hybrid above every other arm: **{'yes' if best[metric] > rival[metric] else 'no'}**.")
+    retrieved = [line for line in others if line["strategy"] == "retrieved"]
     if retrieved:
         top = max(retrieved, key=lambda line: line[metric])
         margin = 100 * (best[metric] - top[metric])
@@ -117,24 +161,44 @@ def hybrid_verdict(lines: list[dict[str, Any]], metric: str = "ndcg@10") -> str:
     return text
 
 
+def _arm_table(lines: list[dict[str, Any]], metrics: list[str]) -> list[str]:
+    out = ["| arm | strategy | R | τ | negatives | seeds | " + " | ".join(metrics) + " |",
+           "|---|---|---|---|---|---|" + "---|" * len(metrics)]
+    for line in lines:
+        cells = [line["arm"], line["strategy"]] + ["" if line[k] is None else str(line[k]) for k in ("ratio", "temperature", "num_negatives")]
+        out.append("| " + " | ".join(cells + [str(line["seeds"])] + [mean_std_cell(line, m) for m in metrics]) + " |")
+    return out
+
+
+def _sweep_table(dataset: str, key: str, per_split: dict[str, list[dict[str, Any]]], metric: str) -> list[str]:
+    splits = list(per_split)
+    values = {(split, line["arm"]): line for split, lines in per_split.items() for line in lines}
+    arms = list(dict.fromkeys(line["arm"] for lines in per_split.values() for line in lines))
+    seeds = sorted({seed for lines in per_split.values() for line in lines for seed in line["seed_list"]})
+    symbol = "R" if key == "ratio" else "τ"
+    out = [f"### {symbol} sweep ({metric} ×100, seeds {', '.join(map(str, seeds)) or '–'}; plot `{key}-{dataset}.png`)", "",
+           f"| arm | {symbol} | " + " | ".join(splits) + " |", "|---|---|" + "---|" * len(splits)]
+    for arm in arms:
+        first = next(values[(split, arm)] for split in splits if (split, arm) in values)
+        cells = [mean_std_cell(values[(split, arm)], metric) if (split, arm) in values else "–" for split in splits]
+        out.append(f"| {arm} | {first[key]} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def markdown(rows: list[dict[str, Any]], split: str = "test", metrics: Iterable[str] = SHOWN_METRICS) -> str:
     metrics = list(metrics)
     out = ["# syneg report", ""]
     datasets = list(dict.fromkeys(r.get("dataset", "") for r in rows))
     for dataset in datasets:
-        chosen = [r for r in rows if r.get("dataset", "") == dataset and r["split"] == split]
-        lines = aggregate(chosen, metrics)
+        chosen = [r for r in rows if r.get("dataset", "") == dataset]
+        main, side = main_and_side(aggregate([r for r in chosen if r["split"] == split], metrics))
+        validation = main_and_side(aggregate([r for r in chosen if r["split"] == "validation"], metrics))[0]
         out += [f"## {dataset} ({split} split, ×100, mean ± std over seeds)", ""]
-        out += ["| arm | strategy | R | τ | negatives | seeds | " + " | ".join(metrics) + " |",
-                "|---|---|---|---|---|---|" + "---|" * len(metrics)]
-        for line in lines:
-            out.append(
-                f"| {line['arm']} | {line['strategy']} | {line['ratio'] if line['ratio'] is not None else ''} | "
-                f"{line['temperature'] if line['temperature'] is not None else ''} | {line['num_negatives'] if line['num_negatives'] is not None else ''} | "
-                f"{line['seeds']} | " + " | ".join(mean_std_cell(line, m) for m in metrics) + " |"
-            )
-        out += ["", hybrid_verdict(lines, metrics[0]), ""]
-        probed = [line for line in lines if "probe_auc_before" in line]
+        out += _arm_table(main, metrics)
+        out += ["", hybrid_verdict(main, metrics[0], validation if split != "validation" else None), ""]
+        if side:
+            out += ["### Tuning and sweep arms (fewer seeds)", ""] + _arm_table(side, metrics) + [""]
+        probed = [line for line in main + side if "probe_auc_before" in line]
         if probed:
             out += ["### Shortcut probe (ROC AUC of telling synthetic from retrieved negatives; 0.5 = indistinguishable)", "",
                     "| arm | seeds | before training | after training |", "|---|---|---|---|"]
@@ -143,8 +207,8 @@ def markdown(rows: list[dict[str, Any]], split: str = "test", metrics: Iterable[
                 out.append(f"| {line['arm']} | {line['seeds']} | {line['probe_auc_before']:.3f} | "
                            f"{line['probe_auc_after']:.3f}{spread} |")
             out.append("")
-        for name in _sweeps(lines):
-            out += [f"### {'R' if name == 'ratio' else 'τ'} sweep: see `{name}-{dataset}.png`", ""]
+        for key, per_split in sweeps(chosen, metrics).items():
+            out += _sweep_table(dataset, key, per_split, metrics[0])
     return "\n".join(out)
 
 
@@ -168,11 +232,11 @@ def _plot_strategies(lines: list[dict[str, Any]], metrics: list[str], path: Path
                  yerr=[100 * line.get(f"{metric}_std", 0.0) for line in lines], capsize=2, label=metric)
     axis.set_xticks(range(len(lines)), [line["arm"] for line in lines], rotation=30, ha="right")
     values = [100 * line[m] for line in lines for m in metrics if m in line]
-    if values:
-        axis.set_ylim(max(0, min(values) - 5), min(100, max(values) + 3))
+    if values:  # headroom above the bars for the legend
+        axis.set_ylim(max(0, min(values) - 5), min(100, max(values) + 8))
     axis.set_ylabel("×100")
     axis.set_title(title)
-    axis.legend(loc="lower right", fontsize=8)
+    axis.legend(loc="upper left", ncol=len(metrics), fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -215,17 +279,13 @@ def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "t
     written["markdown"].write_text(markdown(rows, split, metrics), encoding="utf-8")
     for dataset in dict.fromkeys(r.get("dataset", "") for r in rows):
         chosen = [r for r in rows if r.get("dataset", "") == dataset]
-        lines = aggregate([r for r in chosen if r["split"] == split], metrics)
-        if lines:
+        main, _ = main_and_side(aggregate([r for r in chosen if r["split"] == split], metrics))
+        if main:
             path = output / f"strategies-{dataset}.png"
-            _plot_strategies(lines, metrics, path, f"{dataset}: negative strategies ({split})")
+            _plot_strategies(main, metrics, path, f"{dataset}: negative strategies ({split})")
             written[f"strategies-{dataset}"] = path
-        splits = list(dict.fromkeys(r["split"] for r in chosen))
-        per_split_sweeps = {s: _sweeps(aggregate([r for r in chosen if r["split"] == s], metrics)) for s in splits}
-        for key in ("ratio", "temperature"):
-            per_split = {s: sweeps[key] for s, sweeps in per_split_sweeps.items() if key in sweeps}
-            if per_split:
-                path = output / f"{key}-{dataset}.png"
-                _plot_sweep(per_split, key, metrics[0], path, f"{dataset}: {'R' if key == 'ratio' else 'τ'} sweep")
-                written[f"{key}-{dataset}"] = path
+        for key, per_split in sweeps(chosen, metrics).items():
+            path = output / f"{key}-{dataset}.png"
+            _plot_sweep(per_split, key, metrics[0], path, f"{dataset}: {'R' if key == 'ratio' else 'τ'} sweep")
+            written[f"{key}-{dataset}"] = path
     return written
