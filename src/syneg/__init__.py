@@ -49,10 +49,10 @@ __all__ = [
     "load_beir",
     "mine",
     "mix",
-    "run",
-    "write_report",
     "read_training_set",
+    "run",
     "synthesize",
     "train",
+    "write_report",
     "write_training_set",
 ]

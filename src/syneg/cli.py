@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -43,7 +43,7 @@ def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Lo
 DataDir = Annotated[Path, typer.Argument(help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")]
 BackendOption = Annotated[str, typer.Option(help="Dense encoding backend: torch (fp32), onnx (ONNX Runtime fp32) or onnx-int8.")]
 SearchOption = Annotated[str, typer.Option(help="Dense search: exact, faiss-flat or faiss-hnsw.")]
-MaxLengthOption = Annotated[Optional[int], typer.Option(help="Dense model truncation length in tokens (default: the model's).")]
+MaxLengthOption = Annotated[int | None, typer.Option(help="Dense model truncation length in tokens (default: the model's).")]
 
 
 @app.command()
@@ -55,16 +55,17 @@ def evaluate(
     ] = ["default"],  # noqa: B006 - typer needs a literal default
     split: Annotated[str, typer.Option(help="The qrels split to evaluate on.")] = "test",
     k: Annotated[int, typer.Option(help="Documents retrieved per query.")] = 100,
-    metric: Annotated[Optional[list[str]], typer.Option(help="Metrics (ndcg@10, recall@100, mrr@10, map@k, precision@k).")] = None,
+    metric: Annotated[list[str] | None, typer.Option(help="Metrics (ndcg@10, recall@100, mrr@10, map@k, precision@k).")] = None,
     backend: BackendOption = "torch",
     search: SearchOption = "exact",
     max_seq_length: MaxLengthOption = None,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Write each model's TREC run file here.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Write each model's TREC run file here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object; one per model when comparing).")] = False,
 ) -> None:
     """Evaluate BM25 or dense models on a BEIR split: nDCG@10, Recall@10/100, MRR@10."""
     from syneg.data import load_beir
-    from syneg.evaluation import DEFAULT_METRICS, compare, evaluate as evaluate_model, write_trec_run
+    from syneg.evaluation import DEFAULT_METRICS, compare, write_trec_run
+    from syneg.evaluation import evaluate as evaluate_model
 
     dataset = load_beir(data_dir, split=split)
     results = []
@@ -92,15 +93,15 @@ def mine(
     model: Annotated[str, typer.Option(help="Dense model: default or a sentence-transformers folder.")] = "default",
     num_negatives: Annotated[int, typer.Option(help="Negatives per (query, positive) pair.")] = 3,
     range_min: Annotated[int, typer.Option(help="Skip this many of the best surviving candidates.")] = 0,
-    range_max: Annotated[Optional[int], typer.Option(help="Candidates considered per query and retriever.")] = None,
-    max_score: Annotated[Optional[float], typer.Option(help="Drop candidates scoring above this.")] = None,
-    min_score: Annotated[Optional[float], typer.Option(help="Drop candidates scoring below this.")] = None,
-    absolute_margin: Annotated[Optional[float], typer.Option(help="Drop candidates within this of the positive's score.")] = None,
+    range_max: Annotated[int | None, typer.Option(help="Candidates considered per query and retriever.")] = None,
+    max_score: Annotated[float | None, typer.Option(help="Drop candidates scoring above this.")] = None,
+    min_score: Annotated[float | None, typer.Option(help="Drop candidates scoring below this.")] = None,
+    absolute_margin: Annotated[float | None, typer.Option(help="Drop candidates within this of the positive's score.")] = None,
     relative_margin: Annotated[
-        Optional[float], typer.Option(help="Drop candidates above (1 - margin) x the positive's score; 0.05 is NV-Retriever's 95% rule.")
+        float | None, typer.Option(help="Drop candidates above (1 - margin) x the positive's score; 0.05 is NV-Retriever's 95% rule.")
     ] = None,
     sampling_strategy: Annotated[str, typer.Option(help="top or random.")] = "top",
-    positives_per_query: Annotated[Optional[int], typer.Option(help="At most this many positives per query.")] = None,
+    positives_per_query: Annotated[int | None, typer.Option(help="At most this many positives per query.")] = None,
     seed: Annotated[int, typer.Option()] = 42,
     backend: BackendOption = "torch",
     search: SearchOption = "exact",
@@ -142,10 +143,10 @@ def mine(
 def mix(
     output: Annotated[Path, typer.Option("--output", "-o", help="Training-set jsonl to write.")],
     strategy: Annotated[str, typer.Option(help="hybrid, direct, synthetic, retrieved, random or in-batch.")] = "hybrid",
-    retrieved: Annotated[Optional[Path], typer.Option(help="Retrieved pool: a `syneg mine` jsonl.")] = None,
-    synthetic: Annotated[Optional[Path], typer.Option(help="Synthetic pool: a `syneg synthesize` jsonl.")] = None,
+    retrieved: Annotated[Path | None, typer.Option(help="Retrieved pool: a `syneg mine` jsonl.")] = None,
+    synthetic: Annotated[Path | None, typer.Option(help="Synthetic pool: a `syneg synthesize` jsonl.")] = None,
     data_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--data", help="BEIR folder: corpus for random negatives and fills (its split's pairs if no pool)."),
     ] = None,
     split: Annotated[str, typer.Option(help="The qrels split of --data.")] = "train",
@@ -182,16 +183,16 @@ def train(
     model: Annotated[str, typer.Option(help="Backbone: default (embedded all-MiniLM-L6-v2) or a model folder.")] = "default",
     temperature: Annotated[float, typer.Option(help="InfoNCE temperature τ (scale = 1/τ; paper 0.02).")] = 0.02,
     loss: Annotated[str, typer.Option(help="infonce, or gist (guided masking of false negatives).")] = "infonce",
-    guide_model: Annotated[Optional[str], typer.Option(help="Guide of gist; default a frozen copy of --model.")] = None,
-    num_negatives: Annotated[Optional[int], typer.Option(help="Hard negatives per row (default: the smallest count).")] = None,
+    guide_model: Annotated[str | None, typer.Option(help="Guide of gist; default a frozen copy of --model.")] = None,
+    num_negatives: Annotated[int | None, typer.Option(help="Hard negatives per row (default: the smallest count).")] = None,
     batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 32,
     learning_rate: Annotated[float, typer.Option("--lr", "--learning-rate", help="Peak learning rate.")] = 2e-5,
     epochs: Annotated[float, typer.Option(help="Passes over the training set.")] = 1.0,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (overrides --epochs).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (overrides --epochs).")] = None,
     warmup_ratio: Annotated[float, typer.Option(help="Share of steps warming up the learning rate.")] = 0.1,
-    max_seq_length: Annotated[Optional[int], typer.Option(help="Truncation length in tokens.")] = None,
-    query_prompt: Annotated[Optional[str], typer.Option(help='Prefix of queries, e.g. "query: ".')] = None,
-    document_prompt: Annotated[Optional[str], typer.Option(help='Prefix of documents, e.g. "passage: ".')] = None,
+    max_seq_length: Annotated[int | None, typer.Option(help="Truncation length in tokens.")] = None,
+    query_prompt: Annotated[str | None, typer.Option(help='Prefix of queries, e.g. "query: ".')] = None,
+    document_prompt: Annotated[str | None, typer.Option(help='Prefix of documents, e.g. "passage: ".')] = None,
     seed: Annotated[int, typer.Option()] = 42,
     save_steps: Annotated[int, typer.Option(help="Steps between checkpoints (in OUTPUT/checkpoints).")] = 500,
     logging_steps: Annotated[int, typer.Option(help="Steps between loss log lines.")] = 10,
@@ -227,10 +228,10 @@ LLMBackendOption = Annotated[str, typer.Option("--backend", help="LLM backend: l
 LLMModelOption = Annotated[
     str, typer.Option("--model", help="llama.cpp: qwen2.5-0.5b (default), smollm2-135m or a GGUF path; openai: the endpoint's model name.")
 ]
-BaseUrlOption = Annotated[Optional[str], typer.Option(help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")]
+BaseUrlOption = Annotated[str | None, typer.Option(help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")]
 ApiKeyEnvOption = Annotated[str, typer.Option(help="Environment variable holding the API key (never logged).")]
 ConcurrencyOption = Annotated[int, typer.Option(help="openai: requests in flight (pairs synthesized at once).")]
-LLMCacheOption = Annotated[Optional[Path], typer.Option("--cache", help="LLM request cache (default: $SYNEG_CACHE_DIR/llm-cache.sqlite).")]
+LLMCacheOption = Annotated[Path | None, typer.Option("--cache", help="LLM request cache (default: $SYNEG_CACHE_DIR/llm-cache.sqlite).")]
 
 
 def _llm_client(backend: str, model: str, base_url: str | None, api_key_env: str, concurrency: int, cache: Path | None,
@@ -285,17 +286,17 @@ def synthesize(
     data: Annotated[Path, typer.Argument(help="A BEIR dataset folder, or a training-set jsonl (e.g. from `syneg mine`).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Training-set jsonl to append to (pairs already in it are skipped).")],
     split: Annotated[str, typer.Option(help="The qrels split whose (query, positive) pairs get negatives.")] = "train",
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N pairs.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N pairs.")] = None,
     negatives_per_pair: Annotated[int, typer.Option(help="Negatives kept per pair (K).")] = 1,
     attributes: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Attribute YAML file, or a shipped example (scifact). Default: proposed by the LLM, saved beside --output."),
     ] = None,
     max_rounds: Annotated[int, typer.Option(help="Revisions of a candidate that fails a check.")] = 2,
     ablation: Annotated[str, typer.Option(help="none, no-attributes or no-attributes-no-reflection (the paper's ablations).")] = "none",
     critique: Annotated[str, typer.Option(help="LLM self-critique: off, record or enforce.")] = "off",
     prompt_style: Annotated[str, typer.Option(help="two-step (reflect, then write) or single (one JSON answer).")] = "two-step",
-    prompts: Annotated[Optional[Path], typer.Option(help="Folder of prompt templates overriding the shipped ones.")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates overriding the shipped ones.")] = None,
     max_words: Annotated[int, typer.Option(help="Cap on the target length of a negative, in words.")] = 80,
     max_tokens: Annotated[int, typer.Option(help="Generation budget per LLM answer.")] = 220,
     temperature: Annotated[float, typer.Option()] = 0.7,
@@ -315,7 +316,7 @@ def synthesize(
     timeout: Annotated[float, typer.Option(help="openai: seconds per request before retrying.")] = 120.0,
     structured_output: Annotated[str, typer.Option(help="openai: json_schema, json_object or none.")] = "json_schema",
     grammar: Annotated[bool, typer.Option(help="llama.cpp: enforce the JSON schema with a grammar.")] = True,
-    threads: Annotated[Optional[int], typer.Option(help="llama.cpp: CPU threads (default: half the cores).")] = None,
+    threads: Annotated[int | None, typer.Option(help="llama.cpp: CPU threads (default: half the cores).")] = None,
     cache: LLMCacheOption = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the LLM even for requests answered before.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run statistics as JSON on stdout.")] = False,
@@ -324,7 +325,14 @@ def synthesize(
     import asyncio
 
     from syneg.data import load_beir
-    from syneg.synth import CheckConfig, PromptTemplates, Synthesizer, attributes_for_run, pairs_from_beir, pairs_from_training_set
+    from syneg.synth import (
+        CheckConfig,
+        PromptTemplates,
+        Synthesizer,
+        attributes_for_run,
+        pairs_from_beir,
+        pairs_from_training_set,
+    )
 
     if data.is_file():
         pairs = pairs_from_training_set(data, limit=limit)
@@ -373,16 +381,17 @@ def synthesize(
 
 @app.command()
 def run(
-    config: Annotated[Optional[Path], typer.Argument(help="Pipeline config (YAML); see syneg.pipeline.RunConfig.")] = None,
+    config: Annotated[Path | None, typer.Argument(help="Pipeline config (YAML); see syneg.pipeline.RunConfig.")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Run the shipped demo config on the demo dataset.")] = False,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder (default: the config's, else runs/<config name>).")] = None,
-    arm: Annotated[Optional[list[str]], typer.Option("--arm", help="Only this arm (repeatable); the others are left as they are.")] = None,
-    seed: Annotated[Optional[list[int]], typer.Option("--seed", help="Only this seed (repeatable).")] = None,
-    until: Annotated[Optional[str], typer.Option(help="Stop after this stage: split, mine, synthesize, mix, train or evaluate.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder (default: the config's, else runs/<config name>).")] = None,
+    arm: Annotated[list[str] | None, typer.Option("--arm", help="Only this arm (repeatable); the others are left as they are.")] = None,
+    seed: Annotated[list[int] | None, typer.Option("--seed", help="Only this seed (repeatable).")] = None,
+    until: Annotated[str | None, typer.Option(help="Stop after this stage: split, mine, synthesize, mix, train or evaluate.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result rows as JSON on stdout.")] = False,
 ) -> None:
     """Run the pipeline mine → synthesize → mix → train → evaluate; completed stages are skipped, so a rerun resumes."""
-    from syneg.pipeline import demo_config_path, run as run_pipeline, summary_table
+    from syneg.pipeline import demo_config_path, summary_table
+    from syneg.pipeline import run as run_pipeline
 
     if demo == (config is not None):
         raise typer.BadParameter("give a CONFIG file or --demo (not both)")

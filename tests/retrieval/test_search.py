@@ -33,5 +33,5 @@ def test_faiss_flat_is_exact():
     pytest.importorskip("faiss")
     rng = np.random.default_rng(1)
     queries, documents = rng.normal(size=(5, 8)).astype(np.float32), rng.normal(size=(50, 8)).astype(np.float32)
-    indices, scores = faiss_top_k(queries, documents, k=5)
+    _, scores = faiss_top_k(queries, documents, k=5)
     np.testing.assert_allclose(scores, brute_force(queries, documents, 5)[1], rtol=1e-5)

@@ -52,7 +52,7 @@ def test_output_is_a_training_set_with_provenance(smol_run, demo_pairs):
 
 
 def test_rerun_is_served_from_cache(smol_run, demo_pairs, encoder):
-    folder, client, first = smol_run
+    folder, _client, first = smol_run
     assert first["requests"] > 0
     again = make_client("llama.cpp", "smollm2-135m", cache=folder / "cache.sqlite")
     stats = Synthesizer(again, attributes=AttributeSet(domain=["Immunology", "Medicine"]), negatives_per_pair=1,

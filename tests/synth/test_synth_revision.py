@@ -49,7 +49,7 @@ def test_failed_candidate_is_revised_with_the_reasons(tmp_path, encoder):
     stats = synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
     assert stats["candidates"] == 2 and stats["accepted"] == 1 and stats["rejected"] == 1
     assert stats["check_failures"] == {"not_echo": 1} and stats["rounds_of_accepted"] == {"1": 1}
-    reflect, write, revised_reflect, revised_write = backend.prompts
+    _reflect, write, revised_reflect, revised_write = backend.prompts
     assert "rejected because" in revised_reflect and "talks about the task" in revised_reflect
     assert "rejected" not in revised_write and revised_write == write  # small models copy what they are shown
     assert ECHO not in revised_reflect

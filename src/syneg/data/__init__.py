@@ -31,10 +31,10 @@ def demo_path() -> Path:
 
 
 __all__ = [
+    "NEGATIVE_SOURCES",
     "BeirDataset",
     "DataError",
     "Document",
-    "NEGATIVE_SOURCES",
     "Negative",
     "NegativeSource",
     "TrainingInstance",

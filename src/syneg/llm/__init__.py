@@ -61,12 +61,12 @@ def make_client(
 
 
 __all__ = [
+    "DEFAULT_MODEL",
+    "EMBEDDED_MODELS",
     "Backend",
     "BackendName",
     "ChatRequest",
     "Completion",
-    "DEFAULT_MODEL",
-    "EMBEDDED_MODELS",
     "LLMClient",
     "LLMError",
     "LlamaCppBackend",

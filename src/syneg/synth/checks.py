@@ -22,6 +22,7 @@ kept negative; failed ones become the reasons sent back to the LLM for a revisio
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import asdict, dataclass
 
@@ -68,7 +69,7 @@ def sentences(text: str) -> list[str]:
 
 
 def bigrams(tokens: list[str]) -> set[tuple[str, str]]:
-    return set(zip(tokens, tokens[1:]))
+    return set(itertools.pairwise(tokens))
 
 
 @dataclass

@@ -33,7 +33,14 @@ import numpy as np
 from pydantic import BaseModel
 from tqdm.auto import tqdm
 
-from syneg.data import BeirDataset, DataError, Negative, TrainingInstance, read_training_set, write_training_set
+from syneg.data import (
+    BeirDataset,
+    DataError,
+    Negative,
+    TrainingInstance,
+    read_training_set,
+    write_training_set,
+)
 from syneg.llm import ChatRequest, LLMClient, LLMError
 from syneg.synth.attributes import AttributeSet
 from syneg.synth.checks import CheckConfig, CheckResult, run_checks, sentences, words
