@@ -29,6 +29,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -185,20 +186,37 @@ def _sweep_table(dataset: str, key: str, per_split: dict[str, list[dict[str, Any
     return out + [""]
 
 
-def markdown(rows: list[dict[str, Any]], split: str = "test", metrics: Iterable[str] = SHOWN_METRICS) -> str:
-    metrics = list(metrics)
-    out = ["# syneg report", ""]
-    datasets = list(dict.fromkeys(r.get("dataset", "") for r in rows))
-    for dataset in datasets:
+@dataclass
+class _DatasetView:
+    """What the report shows of one dataset: computed once, then written as markdown and plots."""
+
+    dataset: str
+    main: list[dict[str, Any]]  # aggregated lines of the reported split
+    side: list[dict[str, Any]]
+    validation: list[dict[str, Any]] | None  # main lines of the validation split, to choose a hybrid arm on
+    sweeps: dict[str, dict[str, list[dict[str, Any]]]]
+
+
+def _views(rows: list[dict[str, Any]], split: str, metrics: list[str]) -> list[_DatasetView]:
+    views = []
+    for dataset in dict.fromkeys(r.get("dataset", "") for r in rows):
         chosen = [r for r in rows if r.get("dataset", "") == dataset]
         main, side = main_and_side(aggregate([r for r in chosen if r["split"] == split], metrics))
-        validation = main_and_side(aggregate([r for r in chosen if r["split"] == "validation"], metrics))[0]
-        out += [f"## {dataset} ({split} split, ×100, mean ± std over seeds)", ""]
-        out += _arm_table(main, metrics)
-        out += ["", hybrid_verdict(main, metrics[0], validation if split != "validation" else None), ""]
-        if side:
-            out += ["### Tuning and sweep arms (fewer seeds)", ""] + _arm_table(side, metrics) + [""]
-        probed = [line for line in main + side if "probe_auc_before" in line]
+        validation = (main_and_side(aggregate([r for r in chosen if r["split"] == "validation"], metrics))[0]
+                      if split != "validation" else None)
+        views.append(_DatasetView(dataset, main, side, validation, sweeps(chosen, metrics)))
+    return views
+
+
+def markdown(views: list[_DatasetView], split: str, metrics: list[str]) -> str:
+    out = ["# syneg report", ""]
+    for view in views:
+        out += [f"## {view.dataset} ({split} split, ×100, mean ± std over seeds)", ""]
+        out += _arm_table(view.main, metrics)
+        out += ["", hybrid_verdict(view.main, metrics[0], view.validation), ""]
+        if view.side:
+            out += ["### Tuning and sweep arms (fewer seeds)", ""] + _arm_table(view.side, metrics) + [""]
+        probed = [line for line in view.main + view.side if "probe_auc_before" in line]
         if probed:
             out += ["### Shortcut probe (ROC AUC of telling synthetic from retrieved negatives; 0.5 = indistinguishable)", "",
                     "| arm | seeds | before training | after training |", "|---|---|---|---|"]
@@ -207,8 +225,8 @@ def markdown(rows: list[dict[str, Any]], split: str = "test", metrics: Iterable[
                 out.append(f"| {line['arm']} | {line['seeds']} | {line['probe_auc_before']:.3f} | "
                            f"{line['probe_auc_after']:.3f}{spread} |")
             out.append("")
-        for key, per_split in sweeps(chosen, metrics).items():
-            out += _sweep_table(dataset, key, per_split, metrics[0])
+        for key, per_split in view.sweeps.items():
+            out += _sweep_table(view.dataset, key, per_split, metrics[0])
     return "\n".join(out)
 
 
@@ -276,16 +294,15 @@ def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "t
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    written["markdown"].write_text(markdown(rows, split, metrics), encoding="utf-8")
-    for dataset in dict.fromkeys(r.get("dataset", "") for r in rows):
-        chosen = [r for r in rows if r.get("dataset", "") == dataset]
-        main, _ = main_and_side(aggregate([r for r in chosen if r["split"] == split], metrics))
-        if main:
-            path = output / f"strategies-{dataset}.png"
-            _plot_strategies(main, metrics, path, f"{dataset}: negative strategies ({split})")
-            written[f"strategies-{dataset}"] = path
-        for key, per_split in sweeps(chosen, metrics).items():
-            path = output / f"{key}-{dataset}.png"
-            _plot_sweep(per_split, key, metrics[0], path, f"{dataset}: {'R' if key == 'ratio' else 'τ'} sweep")
-            written[f"{key}-{dataset}"] = path
+    views = _views(rows, split, metrics)
+    written["markdown"].write_text(markdown(views, split, metrics), encoding="utf-8")
+    for view in views:
+        if view.main:
+            path = output / f"strategies-{view.dataset}.png"
+            _plot_strategies(view.main, metrics, path, f"{view.dataset}: negative strategies ({split})")
+            written[f"strategies-{view.dataset}"] = path
+        for key, per_split in view.sweeps.items():
+            path = output / f"{key}-{view.dataset}.png"
+            _plot_sweep(per_split, key, metrics[0], path, f"{view.dataset}: {'R' if key == 'ratio' else 'τ'} sweep")
+            written[f"{key}-{view.dataset}"] = path
     return written
