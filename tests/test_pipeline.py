@@ -212,6 +212,9 @@ def test_demo_pipeline_end_to_end(tmp_path, monkeypatch):
 
     synthetic = list(read_training_set(run_dir / "synthetic.jsonl"))
     assert len(synthetic) == config.synthesize.pairs
+    synthesized = json.loads((run_dir / "stages" / "synthesize.json").read_text())["info"]
+    assert synthesized["file_pairs"] == len(synthetic)
+    assert synthesized["file_negatives"] == sum(len(i.negatives) for i in synthetic)
     hybrid = list(read_training_set(run_dir / "arms" / "hybrid" / "seed-42" / "train.jsonl"))
     train_split = load_beir(config.data, split="train")
     assert len(hybrid) == len(train_split.qrels)  # one pair per training query

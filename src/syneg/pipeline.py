@@ -65,6 +65,7 @@ from rich.console import Console
 from rich.table import Table
 
 from syneg.data import BeirDataset, DataError, demo_path, load_beir
+from syneg.data.jsonl import read_jsonl
 from syneg.evaluation import DEFAULT_METRICS
 from syneg.report import SHOWN_METRICS, aggregate, mean_std_cell
 
@@ -455,7 +456,13 @@ class Pipeline:
             stats = synthesizer.run(pairs, path, show_progress=True)
         finally:
             asyncio.run(client.aclose())
-        return {k: stats[k] for k in ("pairs", "skipped_pairs", "accepted", "rejected", "requests", "cache_hits", "generator")}
+        # This run's counts, then the file's: a resumed synthesis only counts the pairs it wrote itself.
+        negatives_per_pair = [len(record.get("neg", [])) for _, record in read_jsonl(path)]
+        return {k: stats[k] for k in ("pairs", "skipped_pairs", "accepted", "rejected", "requests", "cache_hits", "generator")} | {
+            "file_pairs": len(negatives_per_pair),
+            "file_negatives": sum(negatives_per_pair),
+            "file_pairs_without_negatives": negatives_per_pair.count(0),
+        }
 
     def _mix_options(self, arm: ArmConfig, seed: int) -> dict[str, Any]:
         config = self.config.mix
