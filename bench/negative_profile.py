@@ -1,7 +1,7 @@
 """How synthetic negatives compare with mined ones: length, and closeness to the query under a model.
 
-For every pair of the synthetic file with at least one negative, takes its synthetic negatives and
-as many of the same pair's mined negatives (best-ranked first), then prints their word counts and
+Takes the shortcut probe's sample (:func:`syneg.diagnostics.probe_samples`: every pair's synthetic
+negatives and as many of its mined ones, best-ranked first), then prints their word counts and
 their mean cosine similarity to the query (and the positive's) under the given model. Hard
 negatives should be about as close to the query as mined ones; a length gap is a cue a model (or
 the shortcut probe) can use to tell the sources apart.
@@ -20,9 +20,8 @@ import statistics
 import numpy as np
 
 from syneg.data import read_training_set
+from syneg.diagnostics import probe_samples
 from syneg.retrieval.encoder import DenseEncoder
-
-RETRIEVED_SOURCES = ("bm25", "dense")
 
 
 def main() -> None:
@@ -32,30 +31,24 @@ def main() -> None:
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="the encoder (default: the embedded MiniLM)")
     args = parser.parse_args()
 
-    mined = {(i.query_id, i.pos_ids[0]): i for i in read_training_set(args.mined)}
-    queries, positives, synthetic, retrieved = [], [], [], []  # texts; negatives as (pair index, text)
-    for instance in read_training_set(args.synthetic):
-        own = [n.text for n in instance.negatives if n.source == "synthetic"]
-        pool = mined.get((instance.query_id, instance.pos_ids[0]))
-        if not own or pool is None:
-            continue
-        index = len(queries)
-        queries.append(instance.query)
-        positives.append(instance.pos[0])
-        synthetic += [(index, t) for t in own]
-        retrieved += [(index, n.text) for n in pool.negatives if n.source in RETRIEVED_SOURCES][: len(own)]
+    texts, labels, groups = probe_samples(args.synthetic, args.mined)
+    pairs = {i.query_id: (i.query, i.pos[0]) for i in read_training_set(args.synthetic)}
+    query_ids = list(dict.fromkeys(groups))
+    row = {query_id: index for index, query_id in enumerate(query_ids)}
+    queries, positives = zip(*(pairs[q] for q in query_ids), strict=True)
+    sources = {"synthetic": labels == 1, "mined": labels == 0}
 
     encoder = DenseEncoder(args.model)
-    query_vectors = encoder.encode_queries(queries)
-    positive_cosine = np.einsum("ij,ij->i", query_vectors, encoder.encode_documents(positives))
+    query_vectors = encoder.encode_queries(list(queries))
+    positive_cosine = np.einsum("ij,ij->i", query_vectors, encoder.encode_documents(list(positives)))
     print(f"{len(queries)} pairs; cosine to the query under {args.model}, positive: {positive_cosine.mean():.3f}")
-    for name, negatives in (("synthetic", synthetic), ("mined", retrieved)):
-        vectors = encoder.encode_documents([t for _, t in negatives])
-        cosine = np.array([query_vectors[i] @ v for (i, _), v in zip(negatives, vectors, strict=True)])
-        lengths = [len(t.split()) for _, t in negatives]
-        print(f"{name:>9}: {len(negatives)} negatives, cosine {cosine.mean():.3f}, "
+    for name, chosen in sources.items():
+        chosen_texts = [t for t, keep in zip(texts, chosen, strict=True) if keep]
+        vectors = encoder.encode_documents(chosen_texts)
+        cosine = np.einsum("ij,ij->i", query_vectors[[row[q] for q in groups[chosen]]], vectors)
+        lengths = [len(t.split()) for t in chosen_texts]
+        print(f"{name:>9}: {len(chosen_texts)} negatives, cosine {cosine.mean():.3f}, "
               f"words mean {statistics.mean(lengths):.0f} / median {statistics.median(lengths):.0f}")
-
 
 if __name__ == "__main__":
     main()
