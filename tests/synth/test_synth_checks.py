@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from syneg.synth import (
     answer_leak,
     example_path,
     is_echo,
+    merge_domain_names,
     run_checks,
 )
 
@@ -85,6 +88,15 @@ def test_attribute_draws_are_deterministic_and_cover_extras():
     draws = [attributes.draw(0, f"q{i}/d/0") for i in range(30)]
     assert draws == [attributes.draw(0, f"q{i}/d/0") for i in range(30)]
     assert {d["domain"] for d in draws} == {"A", "B", "C"} and {d["tone"] for d in draws} == {"dry", "warm"}
+
+
+def test_proposed_domains_fold_plurals_and_names_contained_in_a_more_named_one():
+    # What Qwen 0.5B proposed for NFCorpus: three spellings of one field.
+    named = Counter({"Cardiovascular Disease": 2, "Health": 2, "Cardiovascular Diseases": 1, "Cardiovascular": 1})
+    assert merge_domain_names(named) == ["Cardiovascular Disease", "Health"]
+    # A narrower name named less often stays beside the broader one; "Glass" keeps its double s.
+    named = Counter({"Virology": 3, "Clinical Virology": 1, "Glass": 1, "Glas": 1})
+    assert merge_domain_names(named) == ["Virology", "Clinical Virology", "Glass", "Glas"]
 
 
 def test_attribute_files_round_trip_and_bad_files_name_themselves(tmp_path):

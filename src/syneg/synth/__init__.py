@@ -6,6 +6,7 @@ from syneg.synth.attributes import (
     AttributeSet,
     attributes_for_run,
     example_path,
+    merge_domain_names,
     propose_attributes,
     propose_attributes_sync,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "example_path",
     "is_echo",
     "iter_negatives",
+    "merge_domain_names",
     "pairs_from_beir",
     "pairs_from_training_set",
     "propose_attributes",

@@ -150,7 +150,33 @@ async def propose_attributes(
         counts.update(d.strip().title() for d in answer.domains if 2 < len(d.strip()) <= 40 and not set(d) & set("<>[]{}"))
     if not counts:
         raise LLMError("schema", "the LLM named no domains for the sampled documents")
-    return AttributeSet(domain=[name for name, _ in counts.most_common(max_domains)])
+    return AttributeSet(domain=merge_domain_names(counts)[:max_domains])
+
+
+def _domain_words(name: str) -> frozenset[str]:
+    # "Diseases" and "Disease" are one field to the prompt: fold a plain plural.
+    return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in name.lower().split())
+
+
+def merge_domain_names(counts: Counter[str]) -> list[str]:
+    """Domain names, most named first, with near-duplicates folded into the most named spelling.
+
+    Names with the same words up to a plural ("Cardiovascular Disease", "Cardiovascular Diseases")
+    are one domain, and a name whose words all occur in a more named one ("Cardiovascular") adds
+    nothing the prompt does not already say: both count toward the kept name.
+
+        >>> merge_domain_names(Counter({"Cardiovascular Disease": 3, "Cardiovascular Diseases": 2, "Cardiovascular": 1}))
+        ['Cardiovascular Disease']
+    """
+    kept: dict[str, tuple[frozenset[str], int]] = {}
+    for name, count in counts.most_common():
+        words = _domain_words(name)
+        home = next((k for k, (kw, _) in kept.items() if words <= kw), None)
+        if home is None:
+            kept[name] = (words, count)
+        else:
+            kept[home] = (kept[home][0], kept[home][1] + count)
+    return sorted(kept, key=lambda k: -kept[k][1])
 
 
 def propose_attributes_sync(dataset: BeirDataset, client: LLMClient, **kwargs: object) -> AttributeSet:
@@ -179,7 +205,7 @@ def attributes_for_run(
         return AttributeSet.load(proposed)
     if dataset is None:
         raise ValueError("A training-set jsonl has no corpus to propose attributes from: pass --attributes")
-    attributes = propose_attributes_sync(dataset, client, sample_size=12, seed=seed)
+    attributes = propose_attributes_sync(dataset, client, seed=seed)
     attributes.save(proposed)
     logger.info("Proposed domains %s; saved to %s (edit it and rerun).", ", ".join(attributes.domain), proposed)
     return attributes
