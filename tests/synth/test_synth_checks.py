@@ -77,6 +77,19 @@ def test_echo_of_the_reasoning_is_caught():
     assert not is_echo(GOOD, reasoning)
 
 
+def test_echo_of_the_instruction_wording_is_caught_and_can_be_turned_off():
+    # Real Qwen 0.5B output of the SciFact synthesis, shaped by the write prompt's own words.
+    echo = ("The bioinformatic analysis identifies lineage specifiers that replace OCT, in the field of "
+            "Transcriptome Analysis, as a textbook would. This is because OCT is a common identifier.")
+    pieces = PromptTemplates().fixed_pieces("write")
+    assert is_echo(echo, instruction=pieces) == "in the field of"
+    assert not is_echo(GOOD, instruction=pieces)
+    assert not is_echo(echo, instruction=pieces, instruction_words=0)
+    # Words the prompt was given (its placeholders: query, aspect, topic) are not the instruction's.
+    assert not is_echo("Transcriptome analysis identifies lineage specifiers that replace OCT.",
+                       instruction=PromptTemplates().fixed_pieces("reflect"))
+
+
 def test_scifact_attributes_ship_with_the_papers_values():
     attributes = AttributeSet.from_spec("scifact")
     assert "Epidemiology" in attributes.domain and "Pharmacology" in attributes.domain and len(attributes.domain) == 9
@@ -118,3 +131,4 @@ def test_prompt_templates_can_be_overridden(tmp_path):
     assert "Question: q" in templates.render("reflect", query="q", positive="p")
     with pytest.raises(KeyError):
         templates.render("write", aspect="x")
+    assert templates.fixed_pieces("write") == ['Paragraph on "', "JSON please."]  # pieces without words dropped

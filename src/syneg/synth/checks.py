@@ -17,7 +17,10 @@ kept negative; failed ones become the reasons sent back to the LLM for a revisio
 - ``length``: word count within ``[min_length_ratio, max_length_ratio]`` times the target, and at
   least ``min_words``.
 - ``not_echo``: small models asked for a negative often write about the task instead ("this passage
-  does not answer the query...") or repeat their reasoning; such text is rejected.
+  does not answer the query..."), repeat their reasoning, or copy the instruction's own wording
+  ("..., in the field of genetics, as a textbook would."); such text is rejected. The last is a
+  run of ``instruction_echo_words`` words from the instruction's fixed text (not from the query,
+  passage or aspect it was given); 0 turns it off.
 """
 
 from __future__ import annotations
@@ -100,6 +103,9 @@ class CheckConfig:
     min_length_ratio: float = 0.3
     max_length_ratio: float = 2.5
     min_words: int = 12
+    # Added after the SciFact synthesis: 62 of its 298 negatives repeat four words of the write
+    # instruction, a cue that only synthetic negatives have.
+    instruction_echo_words: int = 4
 
 
 def answer_leak(negative: str, answer_sentence: str, query: str) -> float:
@@ -108,8 +114,8 @@ def answer_leak(negative: str, answer_sentence: str, query: str) -> float:
     Example::
 
         >>> answer_leak("Coffee keeps you awake for about five hours.",
-        ...             "Caffeine has a half-life of about five hours.", "How long does caffeine last?")
-        0.25
+        ...             "Caffeine has a half-life of about five hours.", "How long does caffeine last?")  # 2 of 7
+        0.2857142857142857
     """
     answer = bigrams(words(answer_sentence)) - bigrams(words(query))
     if not answer:
@@ -117,14 +123,31 @@ def answer_leak(negative: str, answer_sentence: str, query: str) -> float:
     return len(answer & bigrams(words(negative))) / len(answer)
 
 
-def is_echo(negative: str, reasoning: str = "") -> str:
-    """The phrase showing the text talks about the task (or repeats the reasoning); empty if none."""
+def is_echo(negative: str, reasoning: str = "", instruction: list[str] | None = None, instruction_words: int = 4) -> str:
+    """The phrase showing the text talks about the task, repeats the reasoning or copies the instruction; empty if none.
+
+    ``instruction`` holds the fixed pieces of the prompt that asked for the text (its wording between
+    the placeholders): a run of ``instruction_words`` of their words in the text is an echo.
+
+    Example::
+
+        >>> is_echo("Telomeres, in the field of genetics, as a textbook would.", instruction=["Write about", "as a textbook would."])
+        'as a textbook would'
+    """
     lowered = negative.lower()
     for phrase in ECHO_PHRASES:
         if phrase in lowered:
             return phrase
     if reasoning and len(bigrams(words(negative)) & bigrams(words(reasoning))) > 0.5 * max(1, len(bigrams(words(negative)))):
         return "repeats its reasoning"
+    if instruction and instruction_words > 0:
+        text = words(negative)
+        runs = {tuple(text[i : i + instruction_words]) for i in range(len(text) - instruction_words + 1)}
+        for piece in instruction:
+            piece_words = words(piece)
+            for i in range(len(piece_words) - instruction_words + 1):
+                if tuple(piece_words[i : i + instruction_words]) in runs:
+                    return " ".join(piece_words[i : i + instruction_words])
     return ""
 
 
@@ -140,8 +163,12 @@ def run_checks(
     target_words: int,
     kept_vectors: list[np.ndarray],
     config: CheckConfig,
+    instruction: list[str] | None = None,
 ) -> list[CheckResult]:
-    """Run every check on one candidate; vectors are L2-normalized, so dot products are cosines."""
+    """Run every check on one candidate; vectors are L2-normalized, so dot products are cosines.
+
+    ``instruction``: the fixed pieces of the prompt that asked for the text (see :func:`is_echo`).
+    """
     query_similarity = float(negative_vector @ query_vector)
     positive_similarity = float(negative_vector @ positive_vector)
     positive_score = float(positive_vector @ query_vector)
@@ -150,7 +177,7 @@ def run_checks(
     count = len(words(negative))
     low, high = max(config.min_words, config.min_length_ratio * target_words), config.max_length_ratio * target_words
     length_value = count / max(1, target_words)
-    echo = is_echo(negative, reasoning)
+    echo = is_echo(negative, reasoning, instruction, config.instruction_echo_words)
     ratio_cap = config.positive_ratio * positive_score
     floor = min(config.min_query_similarity, config.min_relative_similarity * positive_score)
     return [

@@ -47,3 +47,13 @@ class PromptTemplates:
     def render(self, name: str, **values: str) -> str:
         """Fill a template; a placeholder missing from ``values`` raises ``KeyError`` naming it."""
         return self.templates[name].substitute(values)
+
+    def fixed_pieces(self, name: str) -> list[str]:
+        """A template's own wording: the text between its placeholders (what an echo check looks for).
+
+            >>> PromptTemplates().fixed_pieces("system")
+            ['You are an expert in']
+        """
+        template = self.templates[name]
+        pieces = template.pattern.split(template.template)[:: template.pattern.groups + 1]
+        return [piece.strip() for piece in pieces if piece and any(c.isalnum() for c in piece)]

@@ -263,6 +263,12 @@ class Synthesizer:
             return self.templates.render("system", domain=attributes["domain"])
         return self.templates.render("system_plain")
 
+    def _instruction(self, attributes: dict[str, str], target_words: int) -> list[str]:
+        """The fixed wording of the prompts that ask for the text, which the text must not repeat."""
+        name = "generate_plain" if not self.reflection else "generate" if self.prompt_style == "single" else "write"
+        pieces = self.templates.fixed_pieces(name) + self.templates.fixed_pieces("system" if self.use_attributes else "system_plain")
+        return pieces + ([self._attribute_text(attributes, target_words)] if self.use_attributes else [])
+
     async def _candidate(
         self, pair: Pair, attributes: dict[str, str], target_words: int, seed: int, follow_up: str
     ) -> tuple[str, str, str]:
@@ -332,6 +338,7 @@ class Synthesizer:
                     target_words=target_words,
                     kept_vectors=kept_vectors,
                     config=self.checks,
+                    instruction=self._instruction(attributes, target_words),
                 )
                 critique = await self._critique(pair, text, slot, round_number, results)
                 failed = [r for r in results if not r.passed]
