@@ -75,6 +75,11 @@ def bigrams(tokens: list[str]) -> set[tuple[str, str]]:
     return set(itertools.pairwise(tokens))
 
 
+def ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
+    """Runs of ``n`` consecutive tokens, in order."""
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
 @dataclass
 class CheckResult:
     name: str
@@ -123,7 +128,9 @@ def answer_leak(negative: str, answer_sentence: str, query: str) -> float:
     return len(answer & bigrams(words(negative))) / len(answer)
 
 
-def is_echo(negative: str, reasoning: str = "", instruction: list[str] | None = None, instruction_words: int = 4) -> str:
+def is_echo(
+    negative: str, reasoning: str = "", instruction: list[str] | None = None, instruction_words: int = CheckConfig.instruction_echo_words
+) -> str:
     """The phrase showing the text talks about the task, repeats the reasoning or copies the instruction; empty if none.
 
     ``instruction`` holds the fixed pieces of the prompt that asked for the text (its wording between
@@ -141,13 +148,11 @@ def is_echo(negative: str, reasoning: str = "", instruction: list[str] | None = 
     if reasoning and len(bigrams(words(negative)) & bigrams(words(reasoning))) > 0.5 * max(1, len(bigrams(words(negative)))):
         return "repeats its reasoning"
     if instruction and instruction_words > 0:
-        text = words(negative)
-        runs = {tuple(text[i : i + instruction_words]) for i in range(len(text) - instruction_words + 1)}
+        runs = set(ngrams(words(negative), instruction_words))
         for piece in instruction:
-            piece_words = words(piece)
-            for i in range(len(piece_words) - instruction_words + 1):
-                if tuple(piece_words[i : i + instruction_words]) in runs:
-                    return " ".join(piece_words[i : i + instruction_words])
+            for run in ngrams(words(piece), instruction_words):
+                if run in runs:
+                    return " ".join(run)
     return ""
 
 

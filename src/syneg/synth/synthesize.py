@@ -316,6 +316,7 @@ class Synthesizer:
         kept_vectors: list[np.ndarray] = []
         for slot in range(self.negatives_per_pair):
             attributes = self.attributes.draw(self.seed, f"{pair.query_id}/{pair.pos_id}/{slot}") if self.use_attributes else {}
+            instruction = self._instruction(attributes, target_words)  # the same for every round of the slot
             follow_up = ""
             for round_number in range(self.max_rounds + 1):
                 seed = self._seed(pair.query_id, pair.pos_id, slot, round_number)
@@ -338,7 +339,7 @@ class Synthesizer:
                     target_words=target_words,
                     kept_vectors=kept_vectors,
                     config=self.checks,
-                    instruction=self._instruction(attributes, target_words),
+                    instruction=instruction,
                 )
                 critique = await self._critique(pair, text, slot, round_number, results)
                 failed = [r for r in results if not r.passed]
