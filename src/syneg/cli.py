@@ -373,7 +373,8 @@ def synthesize(
         print(json.dumps({"output": str(output), **stats}, indent=2))
     else:
         stderr.print(
-            f"Wrote {stats['pairs']} pairs to {output} ({stats['skipped_pairs']} already there): "
+            f"Wrote {stats['pairs']} pairs to {output} ({stats['skipped_pairs']} already there, "
+            f"{stats['empty_window_pairs']} left without negatives as their positive scores 0 or less): "
             f"{stats['accepted']} negatives accepted, {stats['rejected']} candidates rejected, "
             f"{stats['requests']} LLM requests, {stats['cache_hits']} cache hits."
         )

@@ -458,7 +458,7 @@ class Pipeline:
             asyncio.run(client.aclose())
         # This run's counts, then the file's: a resumed synthesis only counts the pairs it wrote itself.
         negatives_per_pair = [len(record.get("neg", [])) for _, record in read_jsonl(path)]
-        return {k: stats[k] for k in ("pairs", "skipped_pairs", "accepted", "rejected", "check_failures", "requests", "cache_hits",
+        return {k: stats[k] for k in ("pairs", "skipped_pairs", "empty_window_pairs", "accepted", "rejected", "check_failures", "requests", "cache_hits",
                                        "generator")} | {
             "file_pairs": len(negatives_per_pair),
             "file_negatives": sum(negatives_per_pair),

@@ -89,3 +89,19 @@ def test_recorded_critique_is_kept_in_details(tmp_path, encoder):
     details = json.loads((tmp_path / "out.jsonl").read_text())["neg_details"][0]
     assert details["critique"] == {"answers_query": True, "reason": "it names caffeine"}
     assert "llm_critique" not in details["checks"]
+
+
+def test_pair_whose_positive_scores_below_zero_costs_no_llm_call(tmp_path, encoder):
+    # NFCorpus judges "delta waves" answered by an abstract on soy and green tea: no text can be on
+    # topic (half the positive's score) and below the positive (95% of it) at once.
+    unrelated = Pair("q2", "delta waves", "d2", "Soy and green tea lowered total cholesterol in dyslipidemic subjects "
+                     "over ninety days, and both raised the total antioxidant potential of their plasma.")
+    backend = ScriptedBackend([GOOD])
+    synthesizer = Synthesizer(LLMClient(backend), encoder=encoder)
+    query_vector = encoder.encode_queries([unrelated.query])[0]
+    assert float(query_vector @ encoder.encode_documents([unrelated.positive])[0]) <= 0
+    stats = synthesizer.run([unrelated, PAIR], tmp_path / "out.jsonl", show_progress=False)
+    assert stats["empty_window_pairs"] == 1 and stats["pairs"] == 2 and stats["accepted"] == 1
+    assert all("delta waves" not in prompt for prompt in backend.prompts)
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert {r["query_id"]: r["neg"] for r in records} == {"q2": [], "q1": [GOOD]}

@@ -156,6 +156,23 @@ def is_echo(
     return ""
 
 
+def similarity_window(positive_score: float, config: CheckConfig) -> tuple[float, float]:
+    """The query similarities a negative may have: at least ``on_topic``'s floor, at most ``below_positive``'s cap.
+
+    The window is empty when the positive itself scores 0 or less against the query (NFCorpus has
+    such pairs: "delta waves" is judged answered by an abstract on soy and green tea), and then no
+    text can pass both checks.
+
+        >>> similarity_window(0.4, CheckConfig())
+        (0.2, 0.38)
+        >>> floor, cap = similarity_window(-0.1, CheckConfig())
+        >>> floor >= cap
+        True
+    """
+    floor = min(config.min_query_similarity, config.min_relative_similarity * positive_score)
+    return floor, config.positive_ratio * positive_score
+
+
 def run_checks(
     negative: str,
     reasoning: str,
@@ -183,8 +200,7 @@ def run_checks(
     low, high = max(config.min_words, config.min_length_ratio * target_words), config.max_length_ratio * target_words
     length_value = count / max(1, target_words)
     echo = is_echo(negative, reasoning, instruction, config.instruction_echo_words)
-    ratio_cap = config.positive_ratio * positive_score
-    floor = min(config.min_query_similarity, config.min_relative_similarity * positive_score)
+    floor, ratio_cap = similarity_window(positive_score, config)
     return [
         CheckResult("on_topic", query_similarity, floor, query_similarity >= floor,
                     "it is off topic: write about the query's subject"),

@@ -43,7 +43,7 @@ from syneg.data import (
 )
 from syneg.llm import ChatRequest, LLMClient, LLMError
 from syneg.synth.attributes import AttributeSet
-from syneg.synth.checks import CheckConfig, CheckResult, run_checks, sentences, words
+from syneg.synth.checks import CheckConfig, CheckResult, run_checks, sentences, similarity_window, words
 from syneg.synth.prompts import PromptTemplates
 
 Ablation = Literal["none", "no-attributes", "no-attributes-no-reflection"]
@@ -124,6 +124,7 @@ class SynthesisStats:
 
     pairs: int = 0
     skipped_pairs: int = 0
+    empty_window_pairs: int = 0
     candidates: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -137,6 +138,7 @@ class SynthesisStats:
         return {
             "pairs": self.pairs,
             "skipped_pairs": self.skipped_pairs,
+            "empty_window_pairs": self.empty_window_pairs,
             "candidates": self.candidates,
             "accepted": self.accepted,
             "rejected": self.rejected,
@@ -309,7 +311,23 @@ class Synthesizer:
         return answer.negative, reflection.aspect, reflection.reasoning
 
     async def synthesize_pair(self, pair: Pair, query_vector: np.ndarray, positive_vector: np.ndarray) -> TrainingInstance:
-        """Up to ``negatives_per_pair`` checked negatives for one pair (fewer if candidates keep failing)."""
+        """Up to ``negatives_per_pair`` checked negatives for one pair (fewer if candidates keep failing).
+
+        A pair whose positive scores 0 or less against the query gets none, without an LLM call: no
+        candidate could be both on topic and below the positive (:func:`similarity_window`).
+        """
+        instance = TrainingInstance(
+            query_id=pair.query_id,
+            query=pair.query,
+            pos_ids=[pair.pos_id],
+            pos=[pair.positive],
+            negatives=[],
+            pos_scores=[round(float(query_vector @ positive_vector), 4)],
+        )
+        floor, cap = similarity_window(float(query_vector @ positive_vector), self.checks)
+        if floor >= cap:
+            self.stats.empty_window_pairs += 1
+            return instance
         answer_sentence = self._answer_sentence(pair, query_vector)
         target_words = min(self.max_words, max(self.checks.min_words, len(words(pair.positive))))
         kept: list[Negative] = []
@@ -356,14 +374,8 @@ class Synthesizer:
                 follow_up = "\n\n" + self.templates.render("revise", reasons=reasons, previous=previous)
             else:
                 self.stats.failed_slots += 1
-        return TrainingInstance(
-            query_id=pair.query_id,
-            query=pair.query,
-            pos_ids=[pair.pos_id],
-            pos=[pair.positive],
-            negatives=kept,
-            pos_scores=[round(float(query_vector @ positive_vector), 4)],
-        )
+        instance.negatives = kept
+        return instance
 
     async def _critique(
         self, pair: Pair, text: str, slot: int, round_number: int, results: list[CheckResult]
