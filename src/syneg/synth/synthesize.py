@@ -316,15 +316,16 @@ class Synthesizer:
         A pair whose positive scores 0 or less against the query gets none, without an LLM call: no
         candidate could be both on topic and below the positive (:func:`similarity_window`).
         """
+        positive_score = float(query_vector @ positive_vector)
         instance = TrainingInstance(
             query_id=pair.query_id,
             query=pair.query,
             pos_ids=[pair.pos_id],
             pos=[pair.positive],
             negatives=[],
-            pos_scores=[round(float(query_vector @ positive_vector), 4)],
+            pos_scores=[round(positive_score, 4)],
         )
-        floor, cap = similarity_window(float(query_vector @ positive_vector), self.checks)
+        floor, cap = similarity_window(positive_score, self.checks)
         if floor >= cap:
             self.stats.empty_window_pairs += 1
             return instance
