@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,11 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
     assert (arm / "run.test.trec").is_file()
     bm25_test = next(r for r in rows if r["arm"] == "bm25" and r["split"] == "test")
     assert f"| demo test ndcg@10 | {bm25_test['ndcg@10']:.4f} |" in (arm / "model" / "README.md").read_text()
+    # Each row says what the arm trained on: hard negatives per instance by source, as mixed.
+    trained = list(read_training_set(arm / "train.jsonl"))
+    sources = Counter(n.source for instance in trained for n in instance.negatives)
+    assert {k: v for k, v in bm25_test.items() if k.startswith("negatives_")} == {
+        "negatives_bm25": sources["bm25"] / len(trained), "negatives_filled": 0.0}
     assert not (arm / "model" / "checkpoints").exists()
     assert json.loads((run_dir / "results.json").read_text()) == rows
 

@@ -35,6 +35,12 @@ def result_rows(one_seed_sweeps: bool = False) -> list[dict]:
                        "recall@10": base + 0.1, "mrr@10": base - 0.05}
                 if strategy == "hybrid":
                     row |= {"probe_auc_before": 0.8, "probe_auc_after": 0.9 + delta}
+                # What the mix stage counted: seed 3 of `both` ran short of BM25 negatives and was filled at random.
+                if arm == "both":
+                    row |= ({"negatives_bm25": 1.5, "negatives_dense": 1.5, "negatives_filled": 0.0} if seed != 3 else
+                            {"negatives_bm25": 1.2, "negatives_dense": 1.5, "negatives_random": 0.3, "negatives_filled": 0.3})
+                elif arm == "hybrid":
+                    row |= {"negatives_bm25": 0.9, "negatives_dense": 0.9, "negatives_synthetic": 1.2, "negatives_filled": 0.0}
                 rows.append(row)
     return rows
 
@@ -99,6 +105,10 @@ def test_report_writes_tables_and_plots(tmp_path):
     text = written["markdown"].read_text()
     assert "| hybrid | hybrid | 0.7 | 0.02 | 3 | 3 | 65.00 ± 1.00 |" in text
     assert "Shortcut probe" in text and "| hybrid | 3 | 0.800 | 0.900 ± 0.010 |" in text
+    # Composition, averaged over seeds; a source an arm's seed lacks counts as none.
+    assert "| arm | bm25 | dense | random | synthetic | of which filled |" in text
+    assert "| both | 1.40 | 1.50 | 0.10 | 0.00 | 0.10 |" in text
+    assert "| hybrid | 0.90 | 0.90 | 0.00 | 1.20 | 0.00 |" in text
     for key in ("strategies-toy", "ratio-toy", "temperature-toy"):
         assert written[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

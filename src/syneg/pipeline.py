@@ -701,8 +701,18 @@ class Pipeline:
                 continue
             for seed in arm.seeds or config.seeds:
                 info = self._evaluated(arm, seed, pools(arm), validation)
-                rows += _rows(described | {"seed": seed}, info) if info else []
+                if info:
+                    mixed = self.stages.done(f"mix/{arm.name}/seed-{seed}", self._mix_settings(pools(arm)[0], arm, seed))
+                    rows += _rows(described | {"seed": seed} | (_composition(mixed) if mixed else {}), info)
         return rows
+
+
+def _composition(mixed: dict[str, Any]) -> dict[str, float]:
+    """Hard negatives per training instance by source, from the mix stage's counts; ``negatives_filled``
+    are the slots a short pool left to another source (a reader needs it to know what an arm trained on)."""
+    instances = mixed["instances"] or 1
+    per_source = {f"negatives_{source}": count / instances for source, count in sorted(mixed["per_source"].items())}
+    return per_source | {"negatives_filled": mixed["filled"] / instances}
 
 
 def _rows(described: dict[str, Any], info: dict[str, Any]) -> list[dict[str, Any]]:

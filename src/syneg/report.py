@@ -6,7 +6,8 @@ seed and split, written by ``syneg run``) and writes into ``DIR``:
 - ``results.csv``: every row, for your own analysis;
 - ``report.md``: per dataset, the strategy table of the main arms (mean ± std over seeds of nDCG@10,
   Recall@10 and MRR@10; ×100), whether the hybrid arm beat every other main arm and by how much it
-  beat the best retrieved-only arm, the tuning and sweep arms, the R and τ sweeps, and the shortcut
+  beat the best retrieved-only arm, what each main arm trained on (hard negatives per instance by source,
+  and how many filled a short pool), the tuning and sweep arms, the R and τ sweeps, and the shortcut
   probe before and after training;
 - ``strategies-<dataset>.png``: the main arms as grouped bars with seed spread;
 - ``ratio-<dataset>.png`` and ``temperature-<dataset>.png``: nDCG@10 against R and against τ, for
@@ -38,6 +39,7 @@ from syneg.data import DataError
 SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 MIN_SWEEP_POINTS = 3
 UNTRAINED = ("zero-shot", "bm25")
+COMPOSITION_PREFIX = "negatives_"  # hard negatives per instance by source, from the mix stage (see syneg.pipeline)
 
 
 def load_rows(runs: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -68,8 +70,12 @@ def aggregate(rows: list[dict[str, Any]], metrics: Iterable[str] = SHOWN_METRICS
                                            "max_seq_length", "split")}
         line["seeds_planned"] = first.get("seeds_planned") or len(members)
         line["seed_list"] = sorted(r["seed"] for r in members if r.get("seed") is not None)
-        for metric in [*metrics, "probe_auc_before", "probe_auc_after"]:
-            values = [r[metric] for r in members if r.get(metric) is not None]
+        composition = [key for key in dict.fromkeys(k for r in members for k in r) if key.startswith(COMPOSITION_PREFIX)]
+        for metric in [*metrics, "probe_auc_before", "probe_auc_after", *composition]:
+            if metric in composition:  # a source a seed's mix did not draw on counts as 0 there
+                values = [r.get(metric, 0.0) for r in members if any(k.startswith(COMPOSITION_PREFIX) for k in r)]
+            else:
+                values = [r[metric] for r in members if r.get(metric) is not None]
             if not values:
                 continue
             mean = sum(values) / len(values)
@@ -171,6 +177,24 @@ def _arm_table(lines: list[dict[str, Any]], metrics: list[str]) -> list[str]:
     return out
 
 
+def _composition_table(lines: list[dict[str, Any]]) -> list[str]:
+    """Hard negatives per training instance by source (mean over seeds), with the slots filled from another
+    source because the arm's own pool was short: what each arm actually trained on."""
+    lines = [line for line in lines if any(key.startswith(COMPOSITION_PREFIX) for key in line)]
+    keys = [k for k in dict.fromkeys(k for line in lines for k in line)
+            if k.startswith(COMPOSITION_PREFIX) and not k.endswith("_std") and k != COMPOSITION_PREFIX + "filled"]
+    if not lines:
+        return []
+    sources = [key.removeprefix(COMPOSITION_PREFIX) for key in sorted(keys)]
+    out = ["### Hard negatives per training instance, by source (mean over seeds; `of which filled`: slots a "
+           "short pool left to another source)", "",
+           "| arm | " + " | ".join(sources) + " | of which filled |", "|---|" + "---|" * (len(sources) + 1)]
+    for line in lines:
+        cells = [f"{line.get(COMPOSITION_PREFIX + source, 0.0):.2f}" for source in sources]
+        out.append(f"| {line['arm']} | " + " | ".join(cells) + f" | {line.get(COMPOSITION_PREFIX + 'filled', 0.0):.2f} |")
+    return out + [""]
+
+
 def _sweep_table(dataset: str, key: str, per_split: dict[str, list[dict[str, Any]]], metric: str) -> list[str]:
     splits = list(per_split)
     values = {(split, line["arm"]): line for split, lines in per_split.items() for line in lines}
@@ -214,6 +238,7 @@ def markdown(views: list[_DatasetView], split: str, metrics: list[str]) -> str:
         out += [f"## {view.dataset} ({split} split, ×100, mean ± std over seeds)", ""]
         out += _arm_table(view.main, metrics)
         out += ["", hybrid_verdict(view.main, metrics[0], view.validation), ""]
+        out += _composition_table(view.main)
         if view.side:
             out += ["### Tuning and sweep arms (fewer seeds)", ""] + _arm_table(view.side, metrics) + [""]
         probed = [line for line in view.main + view.side if "probe_auc_before" in line]
