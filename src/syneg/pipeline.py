@@ -67,7 +67,7 @@ from rich.table import Table
 from syneg.data import BeirDataset, DataError, demo_path, load_beir
 from syneg.data.jsonl import read_jsonl
 from syneg.evaluation import DEFAULT_METRICS
-from syneg.report import SHOWN_METRICS, aggregate, mean_std_cell
+from syneg.report import COMPOSITION_PREFIX, SHOWN_METRICS, aggregate, mean_std_cell
 
 logger = logging.getLogger(__name__)
 
@@ -699,10 +699,11 @@ class Pipeline:
                 info = self.stages.done(f"evaluate/baselines/{arm.name}", settings)
                 rows += _rows(described | {"seed": None}, info) if info else []
                 continue
+            arm_pools = pools(arm)
             for seed in arm.seeds or config.seeds:
-                info = self._evaluated(arm, seed, pools(arm), validation)
+                info = self._evaluated(arm, seed, arm_pools, validation)
                 if info:
-                    mixed = self.stages.done(f"mix/{arm.name}/seed-{seed}", self._mix_settings(pools(arm)[0], arm, seed))
+                    mixed = self.stages.done(f"mix/{arm.name}/seed-{seed}", self._mix_settings(arm_pools[0], arm, seed))
                     rows += _rows(described | {"seed": seed} | (_composition(mixed) if mixed else {}), info)
         return rows
 
@@ -711,8 +712,8 @@ def _composition(mixed: dict[str, Any]) -> dict[str, float]:
     """Hard negatives per training instance by source, from the mix stage's counts; ``negatives_filled``
     are the slots a short pool left to another source (a reader needs it to know what an arm trained on)."""
     instances = mixed["instances"] or 1
-    per_source = {f"negatives_{source}": count / instances for source, count in sorted(mixed["per_source"].items())}
-    return per_source | {"negatives_filled": mixed["filled"] / instances}
+    per_source = {f"{COMPOSITION_PREFIX}{source}": count / instances for source, count in sorted(mixed["per_source"].items())}
+    return per_source | {f"{COMPOSITION_PREFIX}filled": mixed["filled"] / instances}
 
 
 def _rows(described: dict[str, Any], info: dict[str, Any]) -> list[dict[str, Any]]:

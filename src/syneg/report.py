@@ -70,10 +70,11 @@ def aggregate(rows: list[dict[str, Any]], metrics: Iterable[str] = SHOWN_METRICS
                                            "max_seq_length", "split")}
         line["seeds_planned"] = first.get("seeds_planned") or len(members)
         line["seed_list"] = sorted(r["seed"] for r in members if r.get("seed") is not None)
-        composition = [key for key in dict.fromkeys(k for r in members for k in r) if key.startswith(COMPOSITION_PREFIX)]
+        composed = [r for r in members if any(k.startswith(COMPOSITION_PREFIX) for k in r)]
+        composition = [key for key in dict.fromkeys(k for r in composed for k in r) if key.startswith(COMPOSITION_PREFIX)]
         for metric in [*metrics, "probe_auc_before", "probe_auc_after", *composition]:
             if metric in composition:  # a source a seed's mix did not draw on counts as 0 there
-                values = [r.get(metric, 0.0) for r in members if any(k.startswith(COMPOSITION_PREFIX) for k in r)]
+                values = [r.get(metric, 0.0) for r in composed]
             else:
                 values = [r[metric] for r in members if r.get(metric) is not None]
             if not values:
@@ -181,10 +182,10 @@ def _composition_table(lines: list[dict[str, Any]]) -> list[str]:
     """Hard negatives per training instance by source (mean over seeds), with the slots filled from another
     source because the arm's own pool was short: what each arm actually trained on."""
     lines = [line for line in lines if any(key.startswith(COMPOSITION_PREFIX) for key in line)]
-    keys = [k for k in dict.fromkeys(k for line in lines for k in line)
-            if k.startswith(COMPOSITION_PREFIX) and not k.endswith("_std") and k != COMPOSITION_PREFIX + "filled"]
     if not lines:
         return []
+    keys = [k for k in dict.fromkeys(k for line in lines for k in line)
+            if k.startswith(COMPOSITION_PREFIX) and not k.endswith("_std") and k != COMPOSITION_PREFIX + "filled"]
     sources = [key.removeprefix(COMPOSITION_PREFIX) for key in sorted(keys)]
     out = ["### Hard negatives per training instance, by source (mean over seeds; `of which filled`: slots a "
            "short pool left to another source)", "",
