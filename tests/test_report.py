@@ -6,12 +6,15 @@ import csv
 import json
 import random
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from syneg.data import DataError, Negative, TrainingInstance, write_training_set
 from syneg.diagnostics import probe_samples, shortcut_probe
-from syneg.report import aggregate, hybrid_verdict, load_rows, main_and_side, sweeps, write_report
+from syneg.report import aggregate, hybrid_verdict, load_rows, main_and_side, sweeps, synthesis_summary, write_report
+
+EXPERIMENT_RUNS = Path(__file__).resolve().parents[1] / "bench" / "experiments" / "runs"
 
 
 def result_rows(one_seed_sweeps: bool = False) -> list[dict]:
@@ -119,6 +122,52 @@ def test_report_writes_tables_and_plots(tmp_path):
     two_ratios = [r for r in result_rows() if r["arm"] not in ("hybrid-R2", "hybrid-R0.3")]
     (run_dir / "results.json").write_text(json.dumps(two_ratios))
     assert "ratio-toy" not in write_report([run_dir], tmp_path / "report2")
+
+
+def synthesize_marker(run_dir, attributes, file="synthetic.jsonl"):
+    generation = {"backend": "llama.cpp", "model": "default", "grammar": True, "attributes": attributes, "ablation": "none",
+                  "prompt_style": "two-step", "max_rounds": 2, "negatives_per_pair": 2, "max_words": 80,
+                  "temperature": 0.7, "seed": 0, "checks": {}}
+    (run_dir / "stages").mkdir(parents=True, exist_ok=True)
+    (run_dir / "stages" / "synthesize.json").write_text(json.dumps(
+        {"settings": {"generation": generation, "file": file}, "info": {"generator": "llama.cpp:qwen2.5-0.5b"}}))
+
+
+def test_report_says_how_the_synthetic_negatives_were_made(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text(json.dumps(result_rows()))
+    # Two pairs with 2 negatives, one with none, one with 1: counted from the file, not from the marker.
+    records = [{"query_id": f"q{i}", "query": "q", "pos": ["p"], "neg": ["n"] * count} for i, count in enumerate((2, 0, 2, 1))]
+    (run_dir / "synthetic.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run_dir / "attributes.yaml").write_text("domain: [Oceanography, Geology]\n")
+    synthesize_marker(run_dir, attributes=None)
+
+    summary = synthesis_summary(run_dir)
+    assert (summary["pairs"], summary["negatives"], summary["pairs_by_negatives"]) == (4, 5, {2: 2, 1: 1, 0: 1})
+    text = write_report([run_dir], tmp_path / "report")["markdown"].read_text()
+    assert "| generator | llama.cpp:qwen2.5-0.5b, temperature 0.7, seed 0, JSON grammar |" in text
+    assert "| attributes | proposed by the LLM from a corpus sample (`attributes.yaml`) |" in text
+    assert "| domain | Oceanography; Geology |" in text
+    assert "| `synthetic.jsonl` | 4 pairs, 5 negatives (pairs: 2 with 2, 1 with 1, 1 with 0) |" in text
+
+    synthesize_marker(run_dir, attributes="scifact")
+    assert synthesis_summary(run_dir)["attributes"][0] == "`scifact` (shipped with syneg)"
+    assert "How the synthetic negatives" not in write_report([tmp_path / "run" / "results.json"], tmp_path / "r2")["markdown"].read_text()
+    (run_dir / "stages" / "synthesize.json").write_text("{}")
+    with pytest.raises(DataError, match=r"synthesize.json: not a synthesize stage marker"):
+        synthesis_summary(run_dir)
+
+
+@pytest.mark.parametrize(("dataset", "pairs", "negatives", "domain"),
+                         [("scifact", 200, 298, "Epidemiology"), ("nfcorpus", 200, 140, "Cardiovascular Disease")])
+def test_synthesis_summary_of_the_committed_experiments(dataset, pairs, negatives, domain):
+    """The experiment run folders in bench/experiments, as committed: marker, generated file and attributes."""
+    summary = synthesis_summary(EXPERIMENT_RUNS / dataset)
+    assert summary["generator"] == "llama.cpp:qwen2.5-0.5b"
+    assert (summary["pairs"], summary["negatives"]) == (pairs, negatives)
+    assert sum(summary["pairs_by_negatives"].values()) == pairs
+    assert domain in summary["attributes"][1]["domain"]
 
 
 def test_report_errors_name_the_run(tmp_path):

@@ -7,8 +7,9 @@ seed and split, written by ``syneg run``) and writes into ``DIR``:
 - ``report.md``: per dataset, the strategy table of the main arms (mean ± std over seeds of nDCG@10,
   Recall@10 and MRR@10; ×100), whether the hybrid arm beat every other main arm and by how much it
   beat the best retrieved-only arm, what each main arm trained on (hard negatives per instance by source,
-  and how many filled a short pool), the tuning and sweep arms, the R and τ sweeps, and the shortcut
-  probe before and after training;
+  and how many filled a short pool), how the synthetic negatives were made (generator, prompt,
+  attributes, what the file holds; from a run folder's ``stages/synthesize.json``), the tuning and
+  sweep arms, the R and τ sweeps, and the shortcut probe before and after training;
 - ``strategies-<dataset>.png``: the main arms as grouped bars with seed spread;
 - ``ratio-<dataset>.png`` and ``temperature-<dataset>.png``: nDCG@10 against R and against τ, for
   every split present (tune on ``validation``, report ``test``), when the runs hold such a sweep.
@@ -28,18 +29,22 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from syneg.data import DataError
+from syneg.data.jsonl import read_jsonl
 
 SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 MIN_SWEEP_POINTS = 3
 UNTRAINED = ("zero-shot", "bm25")
 COMPOSITION_PREFIX = "negatives_"  # hard negatives per instance by source, from the mix stage (see syneg.pipeline)
+SYNTHESIZE_MARKER = Path("stages") / "synthesize.json"  # the synthesize stage's settings and counts (syneg.pipeline)
+PROMPT_STYLES = {"two-step": "a reflection call, then a writing call under the attributes",
+                 "single": "reflection and text in one call"}
 
 
 def load_rows(runs: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -55,6 +60,48 @@ def load_rows(runs: Iterable[str | Path]) -> list[dict[str, Any]]:
         except json.JSONDecodeError as error:
             raise DataError(f"{path}: not valid JSON ({error})") from None
     return rows
+
+
+def synthesis_summary(run: str | Path) -> dict[str, Any] | None:
+    """How a run folder's synthetic negatives were made, from its synthesize stage marker, and what the
+    file it wrote holds (counted from the file itself, so a synthesis resumed over sittings counts whole).
+    None when the run has no synthesis."""
+    run = Path(run)
+    marker = run / SYNTHESIZE_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        stage = json.loads(marker.read_text(encoding="utf-8"))
+        generation, info = stage["settings"]["generation"], stage.get("info", {})
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DataError(f"{marker}: not a synthesize stage marker ({error!r})") from None
+    path = run / stage["settings"].get("file", "synthetic.jsonl")
+    per_pair = [len(record.get("neg", [])) for _, record in read_jsonl(path)] if path.is_file() else []
+    return {
+        "generator": info.get("generator") or f"{generation['backend']}:{generation['model']}",
+        "generation": generation,
+        "attributes": _attribute_values(generation.get("attributes"), generation.get("ablation", "none"), run),
+        "file": path.name,
+        "pairs": len(per_pair),
+        "negatives": sum(per_pair),
+        "pairs_by_negatives": dict(sorted(Counter(per_pair).items(), reverse=True)),
+    }
+
+
+def _attribute_values(spec: str | None, ablation: str, run: Path) -> tuple[str, dict[str, list[str]]]:
+    """(where the attribute values came from, the values), as the pipeline chose them (syneg.synth.attributes_for_run)."""
+    from syneg.synth.attributes import AttributeSet
+
+    if spec is not None:
+        shipped = not Path(spec).exists() and not spec.endswith((".yaml", ".yml"))
+        attributes, origin = AttributeSet.from_spec(spec), f"`{Path(spec).name}`" + (" (shipped with syneg)" if shipped else "")
+    elif ablation != "none":
+        return f"none (ablation `{ablation}`)", {}
+    elif (run / "attributes.yaml").is_file():
+        attributes, origin = AttributeSet.load(run / "attributes.yaml"), "proposed by the LLM from a corpus sample (`attributes.yaml`)"
+    else:
+        return "not recorded", {}
+    return origin, {"domain": attributes.domain, "difficulty": attributes.difficulty, "length": attributes.length} | attributes.extra
 
 
 def aggregate(rows: list[dict[str, Any]], metrics: Iterable[str] = SHOWN_METRICS) -> list[dict[str, Any]]:
@@ -196,6 +243,26 @@ def _composition_table(lines: list[dict[str, Any]]) -> list[str]:
     return out + [""]
 
 
+def _synthesis_table(summary: dict[str, Any]) -> list[str]:
+    """Generator, prompt, attributes and the file's counts: the synthesis side of what was tried."""
+    generation = summary["generation"]
+    origin, values = summary["attributes"]
+    style = generation.get("prompt_style", "two-step")
+    prompt = (f"`{style}` ({PROMPT_STYLES.get(style, style)}), ablation `{generation.get('ablation', 'none')}`, "
+              f"up to {generation.get('max_rounds')} revision rounds")
+    held = ", ".join(f"{count} with {negatives}" for negatives, count in summary["pairs_by_negatives"].items())
+    out = ["### How the synthetic negatives were made", "", "| setting | value |", "|---|---|",
+           f"| generator | {summary['generator']}, temperature {generation.get('temperature')}, seed {generation.get('seed')}"
+           f"{', JSON grammar' if generation.get('grammar') else ''} |",
+           f"| prompt | {prompt} |",
+           f"| attributes | {origin} |"]
+    out += [f"| {name} | {'; '.join(choices)} |" for name, choices in values.items()]
+    out += [f"| asked per pair | {generation.get('negatives_per_pair')} negatives of at most {generation.get('max_words')} words |",
+            f"| checks changed from the defaults | {generation.get('checks') or 'none'} |",
+            f"| `{summary['file']}` | {summary['pairs']} pairs, {summary['negatives']} negatives (pairs: {held or '–'}) |", ""]
+    return out
+
+
 def _sweep_table(dataset: str, key: str, per_split: dict[str, list[dict[str, Any]]], metric: str) -> list[str]:
     splits = list(per_split)
     values = {(split, line["arm"]): line for split, lines in per_split.items() for line in lines}
@@ -220,16 +287,18 @@ class _DatasetView:
     side: list[dict[str, Any]]
     validation: list[dict[str, Any]] | None  # main lines of the validation split, to choose a hybrid arm on
     sweeps: dict[str, dict[str, list[dict[str, Any]]]]
+    synthesis: dict[str, Any] | None = None  # synthesis_summary of the dataset's run folder
 
 
-def _views(rows: list[dict[str, Any]], split: str, metrics: list[str]) -> list[_DatasetView]:
+def _views(rows: list[dict[str, Any]], split: str, metrics: list[str],
+           synthesis: dict[str, dict[str, Any]] | None = None) -> list[_DatasetView]:
     views = []
     for dataset in dict.fromkeys(r.get("dataset", "") for r in rows):
         chosen = [r for r in rows if r.get("dataset", "") == dataset]
         main, side = main_and_side(aggregate([r for r in chosen if r["split"] == split], metrics))
         validation = (main_and_side(aggregate([r for r in chosen if r["split"] == "validation"], metrics))[0]
                       if split != "validation" else None)
-        views.append(_DatasetView(dataset, main, side, validation, sweeps(chosen, metrics)))
+        views.append(_DatasetView(dataset, main, side, validation, sweeps(chosen, metrics), (synthesis or {}).get(dataset)))
     return views
 
 
@@ -240,6 +309,7 @@ def markdown(views: list[_DatasetView], split: str, metrics: list[str]) -> str:
         out += _arm_table(view.main, metrics)
         out += ["", hybrid_verdict(view.main, metrics[0], view.validation), ""]
         out += _composition_table(view.main)
+        out += _synthesis_table(view.synthesis) if view.synthesis else []
         if view.side:
             out += ["### Tuning and sweep arms (fewer seeds)", ""] + _arm_table(view.side, metrics) + [""]
         probed = [line for line in view.main + view.side if "probe_auc_before" in line]
@@ -308,7 +378,7 @@ def _plot_sweep(per_split: dict[str, list[dict[str, Any]]], key: str, metric: st
 def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "test",
                  metrics: Iterable[str] = SHOWN_METRICS) -> dict[str, Path]:
     """Write ``results.csv``, ``report.md`` and the plots into ``output``; returns what was written."""
-    metrics = list(metrics)
+    metrics, runs = list(metrics), [Path(run) for run in runs]
     rows = load_rows(runs)
     if not rows:
         raise DataError("The runs hold no result rows")
@@ -320,7 +390,12 @@ def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "t
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    views = _views(rows, split, metrics)
+    synthesis = {}
+    for run in runs:
+        summary = synthesis_summary(run) if run.is_dir() else None
+        if summary:
+            synthesis |= {row.get("dataset", ""): summary for row in load_rows([run])}
+    views = _views(rows, split, metrics, synthesis)
     written["markdown"].write_text(markdown(views, split, metrics), encoding="utf-8")
     for view in views:
         if view.main:
