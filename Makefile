@@ -11,11 +11,21 @@ DEMO_OUT ?= runs/demo
 
 setup: $(STAMP)
 
+# llama.cpp is compiled for the x86-64 AVX2 baseline (GGML_NATIVE=OFF) rather than for the building CPU:
+# machines of this project's kind differ in CPU, and a native build on a Xeon with AMX crashed in
+# ggml_backend_amx_mul_mat where the sandbox does not grant AMX. The wheel is kept under a name that
+# says how it was built, outside pip's cache, so that a native wheel in pip's cache is never installed.
+LLAMA_CPP    := $(shell sed -n 's/.*"\(llama-cpp-python\)\[server\]\(==[0-9.]*\)".*/\1\2/p' pyproject.toml)
+LLAMA_WHEELS := $(HOME)/.cache/syneg/wheels/$(subst ==,-,$(LLAMA_CPP))-ggml-native-off
+
 # Reinstalled whenever pyproject.toml changes. torch is pinned to the CPU wheel; llama-cpp-python
-# compiles once (about 10 minutes on 2 cores) and pip reuses the wheel from its cache afterwards.
-$(STAMP): pyproject.toml
+# compiles once (about 10 minutes on 2 cores) and later setups install the kept wheel.
+$(STAMP): pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
+	ls $(LLAMA_WHEELS)/*.whl >/dev/null 2>&1 || CMAKE_ARGS="-DGGML_NATIVE=OFF" \
+		$(PYTHON) -m pip wheel --quiet --no-cache-dir --no-deps --wheel-dir $(LLAMA_WHEELS) "$(LLAMA_CPP)"
+	$(PYTHON) -m pip install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/*.whl
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

@@ -11,7 +11,8 @@ trap 'rm -rf "$WORK"' EXIT
 python3 -m pip download "llama-cpp-python==$VERSION" --no-binary :all: --no-deps -d "$WORK" >/dev/null
 tar xzf "$WORK"/llama_cpp_python-$VERSION.tar.gz -C "$WORK"
 SRC="$WORK/llama_cpp_python-$VERSION/vendor/llama.cpp"
-cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+# GGML_NATIVE=OFF: the AVX2 baseline, as the Makefile builds llama-cpp-python (a native build crashes on AMX here).
+cmake -S "$SRC" -B "$WORK/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF >/dev/null
 cmake --build "$WORK/build" --target llama-server -j "$(nproc)" >/dev/null
 mkdir -p "$OUT"
