@@ -153,6 +153,8 @@ def test_report_says_how_the_synthetic_negatives_were_made(tmp_path):
 
     synthesize_marker(run_dir, attributes="scifact")
     assert synthesis_summary(run_dir)["attributes"][0] == "`scifact` (shipped with syneg)"
+    synthesize_marker(run_dir, attributes=str(tmp_path / "moved.yaml"))
+    assert synthesis_summary(run_dir)["attributes"] == ("`moved.yaml` (no longer found)", {})
     assert "How the synthetic negatives" not in write_report([tmp_path / "run" / "results.json"], tmp_path / "r2")["markdown"].read_text()
     (run_dir / "stages" / "synthesize.json").write_text("{}")
     with pytest.raises(DataError, match=r"synthesize.json: not a synthesize stage marker"):

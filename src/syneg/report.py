@@ -94,7 +94,11 @@ def _attribute_values(spec: str | None, ablation: str, run: Path) -> tuple[str, 
 
     if spec is not None:
         shipped = not Path(spec).exists() and not spec.endswith((".yaml", ".yml"))
-        attributes, origin = AttributeSet.from_spec(spec), f"`{Path(spec).name}`" + (" (shipped with syneg)" if shipped else "")
+        origin = f"`{Path(spec).name}`" + (" (shipped with syneg)" if shipped else "")
+        try:
+            attributes = AttributeSet.from_spec(spec)
+        except (DataError, FileNotFoundError):  # moved or deleted since the run: say so, keep the report
+            return f"{origin} (no longer found)", {}
     elif ablation != "none":
         return f"none (ablation `{ablation}`)", {}
     elif (run / "attributes.yaml").is_file():
