@@ -64,8 +64,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich.console import Console
 from rich.table import Table
 
-from syneg.data import BeirDataset, DataError, demo_path, load_beir
-from syneg.data.jsonl import read_jsonl
+from syneg.data import BeirDataset, DataError, demo_path, load_beir, negatives_per_instance
 from syneg.evaluation import DEFAULT_METRICS
 from syneg.report import COMPOSITION_PREFIX, SHOWN_METRICS, aggregate, mean_std_cell
 
@@ -457,7 +456,7 @@ class Pipeline:
         finally:
             asyncio.run(client.aclose())
         # This run's counts, then the file's: a resumed synthesis only counts the pairs it wrote itself.
-        negatives_per_pair = [len(record.get("neg", [])) for _, record in read_jsonl(path)]
+        negatives_per_pair = negatives_per_instance(path)
         return {k: stats[k] for k in ("pairs", "skipped_pairs", "empty_window_pairs", "accepted", "rejected", "check_failures", "requests", "cache_hits",
                                        "generator")} | {
             "file_pairs": len(negatives_per_pair),

@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syneg.data import DataError
-from syneg.data.jsonl import read_jsonl
+from syneg.data import DataError, negatives_per_instance
 
 SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 MIN_SWEEP_POINTS = 3
@@ -76,7 +75,7 @@ def synthesis_summary(run: str | Path) -> dict[str, Any] | None:
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise DataError(f"{marker}: not a synthesize stage marker ({error!r})") from None
     path = run / stage["settings"].get("file", "synthetic.jsonl")
-    per_pair = [len(record.get("neg", [])) for _, record in read_jsonl(path)] if path.is_file() else []
+    per_pair = negatives_per_instance(path) if path.is_file() else []
     return {
         "generator": info.get("generator") or f"{generation['backend']}:{generation['model']}",
         "generation": generation,
@@ -90,11 +89,10 @@ def synthesis_summary(run: str | Path) -> dict[str, Any] | None:
 
 def _attribute_values(spec: str | None, ablation: str, run: Path) -> tuple[str, dict[str, list[str]]]:
     """(where the attribute values came from, the values), as the pipeline chose them (syneg.synth.attributes_for_run)."""
-    from syneg.synth.attributes import AttributeSet
+    from syneg.synth.attributes import AttributeSet, names_a_file
 
     if spec is not None:
-        shipped = not Path(spec).exists() and not spec.endswith((".yaml", ".yml"))
-        origin = f"`{Path(spec).name}`" + (" (shipped with syneg)" if shipped else "")
+        origin = f"`{Path(spec).name}`" + ("" if names_a_file(spec) else " (shipped with syneg)")
         try:
             attributes = AttributeSet.from_spec(spec)
         except (DataError, FileNotFoundError):  # moved or deleted since the run: say so, keep the report
@@ -382,8 +380,9 @@ def _plot_sweep(per_split: dict[str, list[dict[str, Any]]], key: str, metric: st
 def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "test",
                  metrics: Iterable[str] = SHOWN_METRICS) -> dict[str, Path]:
     """Write ``results.csv``, ``report.md`` and the plots into ``output``; returns what was written."""
-    metrics, runs = list(metrics), [Path(run) for run in runs]
-    rows = load_rows(runs)
+    metrics = list(metrics)
+    rows_by_run = [(Path(run), load_rows([run])) for run in runs]
+    rows = [row for _, run_rows in rows_by_run for row in run_rows]
     if not rows:
         raise DataError("The runs hold no result rows")
     output = Path(output)
@@ -395,10 +394,10 @@ def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "t
         writer.writeheader()
         writer.writerows(rows)
     synthesis = {}
-    for run in runs:
+    for run, run_rows in rows_by_run:
         summary = synthesis_summary(run) if run.is_dir() else None
         if summary:
-            synthesis |= {row.get("dataset", ""): summary for row in load_rows([run])}
+            synthesis |= {row.get("dataset", ""): summary for row in run_rows}
     views = _views(rows, split, metrics, synthesis)
     written["markdown"].write_text(markdown(views, split, metrics), encoding="utf-8")
     for view in views:

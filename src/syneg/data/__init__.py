@@ -20,6 +20,7 @@ from syneg.data.training_set import (
     Negative,
     NegativeSource,
     TrainingInstance,
+    negatives_per_instance,
     read_training_set,
     write_training_set,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "load_corpus",
     "load_qrels",
     "load_queries",
+    "negatives_per_instance",
     "read_training_set",
     "write_training_set",
 ]

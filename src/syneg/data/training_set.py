@@ -121,3 +121,8 @@ def read_training_set(path: str | Path) -> Iterator[TrainingInstance]:
     """Read a training-set jsonl written by syneg or FlagEmbedding; errors name the file and line."""
     for line_number, record in read_jsonl(path):
         yield TrainingInstance.from_record(record, where=f"{path}:{line_number}")
+
+
+def negatives_per_instance(path: str | Path) -> list[int]:
+    """How many negatives each line of a training-set jsonl holds, without building the instances."""
+    return [len(record.get("neg", [])) for _, record in read_jsonl(path)]

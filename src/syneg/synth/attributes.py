@@ -92,9 +92,7 @@ class AttributeSet:
     @classmethod
     def from_spec(cls, spec: str | Path) -> AttributeSet:
         """A YAML file path, or the name of a shipped example (``scifact``)."""
-        if Path(spec).exists() or str(spec).endswith((".yaml", ".yml")):
-            return cls.load(spec)
-        return cls.example(str(spec))
+        return cls.load(spec) if names_a_file(spec) else cls.example(str(spec))
 
     @classmethod
     def example(cls, name: str = "scifact") -> AttributeSet:
@@ -103,6 +101,11 @@ class AttributeSet:
         if not path.is_file():
             raise FileNotFoundError(f"No attribute file {name!r} and no shipped example of that name (try scifact)")
         return cls.load(path)
+
+
+def names_a_file(spec: str | Path) -> bool:
+    """Whether an attribute spec is a YAML file path; otherwise it names a shipped example."""
+    return Path(spec).exists() or str(spec).endswith((".yaml", ".yml"))
 
 
 def example_path(name: str = "scifact") -> Path:
