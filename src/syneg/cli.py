@@ -297,7 +297,7 @@ def synthesize(
     critique: Annotated[str, typer.Option(help="LLM self-critique: off, record or enforce.")] = "off",
     prompt_style: Annotated[str, typer.Option(help="two-step (reflect, then write) or single (one JSON answer).")] = "two-step",
     prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates overriding the shipped ones.")] = None,
-    max_words: Annotated[int, typer.Option(help="Cap on the target length of a negative, in words.")] = 80,
+    max_words: Annotated[int, typer.Option(help="Cap on the target length of a negative, in words.")] = 400,
     max_tokens: Annotated[int, typer.Option(help="Generation budget per LLM answer.")] = 220,
     temperature: Annotated[float, typer.Option()] = 0.7,
     min_query_similarity: Annotated[float, typer.Option(help="On-topic floor: dense similarity to the query.")] = 0.3,

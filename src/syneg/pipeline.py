@@ -114,7 +114,7 @@ class SynthesizeConfig(_Section):
     max_rounds: int = Field(2, ge=0)
     prompt_style: Literal["two-step", "single"] = "two-step"
     ablation: Literal["none", "no-attributes", "no-attributes-no-reflection"] = "none"
-    max_words: int = 80
+    max_words: int = 400
     max_tokens: int = 220
     temperature: float = 0.7
     seed: int = 0

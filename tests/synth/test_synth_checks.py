@@ -13,6 +13,8 @@ from syneg.synth import (
     CheckConfig,
     PromptTemplates,
     answer_leak,
+    as_passage,
+    degeneration,
     example_path,
     is_echo,
     merge_domain_names,
@@ -132,3 +134,72 @@ def test_prompt_templates_can_be_overridden(tmp_path):
     with pytest.raises(KeyError):
         templates.render("write", aspect="x")
     assert templates.fixed_pieces("write") == ['Paragraph on "', "JSON please."]  # pieces without words dropped
+
+
+# Real Qwen2.5-0.5B output from the first SciFact synthesis (bench/experiments/scifact-synthetic.jsonl),
+# accepted before the degeneration check existed: repetition loops, a truncated list, a switch to Chinese.
+BROKEN_COMMITTED_NEGATIVES = {
+    "syn-cc570648eee10d04": "repeats itself",  # "...a textbook would be a textbook would be..."
+    "syn-faa546a90c5b88c7": "repeats itself",  # "...which is a clinical diagnosis of T-AL, which is..."
+    "syn-f0f5458cf9c52d55": "repeats itself",
+    "syn-2aab626f8d57f627": "mid-sentence",  # "...plays a crucial role in the development,4"
+    "syn-8d077c866bdb4204": "repeats itself",  # repeats, and ends in "...optimizing the production of these基因"
+}
+
+
+def committed_negatives() -> dict[str, tuple[str, str]]:
+    from pathlib import Path
+
+    from syneg.data import read_training_set
+
+    path = Path(__file__).parents[2] / "bench" / "experiments" / "scifact-synthetic.jsonl"
+    return {n.id: (n.text, i.pos[0]) for i in read_training_set(path) for n in i.negatives}
+
+
+def test_the_committed_broken_negatives_are_rejected_as_degenerate():
+    negatives = committed_negatives()
+    for negative_id, reason in BROKEN_COMMITTED_NEGATIVES.items():
+        text, positive = negatives[negative_id]
+        assert reason in degeneration(text, positive), negative_id
+        results = {r.name: r for r in run_checks(
+            text, "", negative_vector=unit(0.6, 0, 0.8), query="q", query_vector=unit(1, 0, 0),
+            positive_vector=unit(0.8, 0.6, 0), answer_sentence="", target_words=len(text.split()),
+            positive=positive, kept_vectors=[], config=CheckConfig())}
+        assert not results["not_degenerate"].passed and results["not_degenerate"].reason
+
+
+def test_degeneration_passes_real_abstracts(scifact_path):
+    """Written text repeats itself too: SciFact's own abstracts must almost all pass."""
+    from syneg.data import load_beir
+
+    corpus = load_beir(scifact_path, "test").corpus
+    flagged = [d for d in corpus.values() if degeneration(d.full_text, d.full_text).startswith("it repeats")]
+    assert len(flagged) < 0.01 * len(corpus)
+
+
+def test_degeneration_catches_each_fault():
+    assert degeneration("Telomeres shorten with each division. Telomerase adds repeats back.") == ""
+    assert "three times" in degeneration("Cells divide and divide and divide and divide until they stop.")
+    assert "mid-sentence" in degeneration("Telomeres shorten with each division and")
+    assert "script" in degeneration("Telomeres shorten (端粒) with age.")
+    assert degeneration("Telomeres shorten (端粒) with age.", reference="端粒 are caps.") == ""
+
+
+def test_as_passage_gives_the_corpus_form_and_notes_each_change():
+    text, notes = as_passage("# Telomere length in aging\n\n**Abstract:** Telomeres shorten. Cells stop dividing and")
+    assert text == "Telomere length in aging Telomeres shorten."
+    assert notes == ["labels removed", "markdown removed", "unfinished sentence cut (4 words)"]
+    text, notes = as_passage("Telomere length in aging\nTelomeres shorten with every division.")
+    assert (text, notes) == ("Telomere length in aging Telomeres shorten with every division.", [])
+    text, notes = as_passage("Risk factors\n1. Smoking raises risk.\n2. Age raises risk.")
+    assert text == "Risk factors Smoking raises risk. Age raises risk." and notes == ["list markers removed"]
+
+
+def test_the_length_check_asks_for_the_positive_length():
+    config = CheckConfig()
+    for count, passed in ((69, False), (70, True), (130, True), (131, False)):
+        text = " ".join(["word"] * count)
+        results = {r.name: r.passed for r in run_checks(
+            text, "", negative_vector=unit(0.6, 0, 0.8), query="q", query_vector=unit(1, 0, 0),
+            positive_vector=unit(0.8, 0.6, 0), answer_sentence="", target_words=100, kept_vectors=[], config=config)}
+        assert results["length"] is passed, count

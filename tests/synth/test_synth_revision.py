@@ -14,7 +14,8 @@ PAIR = Pair(
     "Caffeine metabolism. Caffeine has a half-life of about five hours in healthy adults, so a quarter of a dose "
     "is still present ten hours later. Pregnancy and some medicines slow its clearance.",
 )
-ECHO = "This passage does not answer the query about caffeine in the body because it is about something else entirely."
+ECHO = ("This passage does not answer the query about caffeine in the body because it is about something else "
+        "entirely, namely the history of coffee houses in Europe and the trade routes that brought the beans there.")
 GOOD = ("Caffeine is found in coffee, tea, cocoa and many soft drinks. A cup of brewed coffee holds about ninety "
         "milligrams of caffeine, while black tea holds roughly half as much, and decaffeinated coffee still keeps a few milligrams.")
 
@@ -34,6 +35,8 @@ class ScriptedBackend:
             text = json.dumps({"reason": "it names caffeine", "answers_query": True})
         elif "aspect" in properties:
             text = json.dumps({"topic": "caffeine", "aspect": "caffeine in drinks", "reasoning": "Same substance, no half-life."})
+        elif request.schema is None:  # the passage is asked for as free text
+            text = self.negatives.pop(0)
         else:
             text = json.dumps({"negative": self.negatives.pop(0)})
         return Completion(text=text, prompt_tokens=10, completion_tokens=10, latency=0.01)
@@ -105,3 +108,14 @@ def test_pair_whose_positive_scores_below_zero_costs_no_llm_call(tmp_path, encod
     assert all("delta waves" not in prompt for prompt in backend.prompts)
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert {r["query_id"]: r["neg"] for r in records} == {"q2": [], "q1": [GOOD]}
+
+
+def test_a_text_of_the_wrong_length_is_rewritten_from_the_same_reflection_with_one_part_more(tmp_path, encoder):
+    short = "Caffeine is found in coffee, tea and cocoa, and in many soft drinks sold worldwide."
+    backend = ScriptedBackend([short, GOOD])
+    stats = Synthesizer(LLMClient(backend), max_rounds=2, encoder=encoder).run([PAIR], tmp_path / "out.jsonl",
+                                                                              show_progress=False)
+    assert stats["accepted"] == 1 and stats["check_failures"] == {"length": 1}
+    reflect, write, rewrite = backend.prompts  # no second reflection: the aspect was sound
+    assert "JSON" in reflect and "one plain paragraph" in write and "in 2 parts" in rewrite
+    assert "rejected" not in rewrite

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -20,6 +21,7 @@ from syneg.llm.base import Backend, ChatRequest, Completion, LLMError, UsageStat
 from syneg.llm.cache import RequestCache
 
 Answer = TypeVar("Answer", bound=BaseModel)
+Parsed = TypeVar("Parsed")
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
 
@@ -94,6 +96,33 @@ class LLMClient:
     async def generate(self, request: ChatRequest, answer_type: type[Answer]) -> tuple[Answer, Completion]:
         """Ask for a JSON answer of ``answer_type``; cached, validated and retried as described above."""
         fields = list(answer_type.model_fields)
+
+        def validated(completion: Completion) -> Answer:
+            try:
+                return answer_type.model_validate(parse_json_answer(completion.text, fields))
+            except ValidationError as error:
+                raise LLMError("schema", str(error).splitlines()[0]) from None
+
+        return await self._ask(request, validated)
+
+    async def generate_text(self, request: ChatRequest) -> Completion:
+        """Ask for free text (no schema, no grammar), cached, counted and retried like :meth:`generate`.
+
+        An empty answer is a malformed one. Long passages are asked for this way: on a CPU, a JSON
+        grammar over Qwen's 151k-token vocabulary costs more per token than the model itself, and
+        escaping adds nothing to prose.
+        """
+
+        def non_empty(completion: Completion) -> Completion:
+            if not completion.text.strip():
+                raise LLMError("empty", "the model returned no text")
+            return completion
+
+        _, completion = await self._ask(request, non_empty)
+        return completion
+
+    async def _ask(self, request: ChatRequest, accept: Callable[[Completion], Parsed]) -> tuple[Parsed, Completion]:
+        """The cache, the backend and the retries: ``accept`` parses a completion or raises LLMError."""
         last_error: LLMError | None = None
         for attempt in range(self.max_attempts):
             attempt_request = replace(request, seed=request.seed + attempt)
@@ -101,12 +130,12 @@ class LLMClient:
             completion = self.cache.get(key) if self.cache is not None else None
             if completion is not None:
                 try:
-                    answer = answer_type.model_validate(parse_json_answer(completion.text, fields))
-                except (LLMError, ValidationError):
+                    parsed = accept(completion)
+                except LLMError:
                     pass  # cached under an older answer type: ask again
                 else:
                     self.stats.cache_hits += 1
-                    return answer, completion
+                    return parsed, completion
             try:
                 completion = await self.backend.complete(attempt_request)
             except LLMError as error:
@@ -118,15 +147,13 @@ class LLMClient:
             self.stats.completion_tokens += completion.completion_tokens
             self.stats.latency += completion.latency
             try:
-                answer = answer_type.model_validate(parse_json_answer(completion.text, fields))
+                parsed = accept(completion)
             except LLMError as error:
                 last_error = error
-            except ValidationError as error:
-                last_error = LLMError("schema", str(error).splitlines()[0])
             else:
                 if self.cache is not None:
                     self.cache.put(key, completion)
-                return answer, completion
+                return parsed, completion
             self.stats.record_failure(last_error.kind)
         assert last_error is not None
         raise last_error

@@ -10,7 +10,7 @@ from syneg.synth.attributes import (
     propose_attributes,
     propose_attributes_sync,
 )
-from syneg.synth.checks import CheckConfig, CheckResult, answer_leak, is_echo, run_checks
+from syneg.synth.checks import CheckConfig, CheckResult, answer_leak, degeneration, is_echo, run_checks
 from syneg.synth.prompts import PromptTemplates
 from syneg.synth.synthesize import (
     Ablation,
@@ -18,6 +18,7 @@ from syneg.synth.synthesize import (
     Pair,
     SynthesisStats,
     Synthesizer,
+    as_passage,
     completed_pairs,
     iter_negatives,
     pairs_from_beir,
@@ -36,8 +37,10 @@ __all__ = [
     "SynthesisStats",
     "Synthesizer",
     "answer_leak",
+    "as_passage",
     "attributes_for_run",
     "completed_pairs",
+    "degeneration",
     "example_path",
     "is_echo",
     "iter_negatives",

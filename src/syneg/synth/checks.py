@@ -15,7 +15,12 @@ kept negative; failed ones become the reasons sent back to the LLM for a revisio
   the query) whose word bigrams reappear in the negative, bigrams found in the query excepted.
 - ``not_duplicate``: similarity to every negative already kept for the pair below ``max_duplicate_similarity``.
 - ``length``: word count within ``[min_length_ratio, max_length_ratio]`` times the target, and at
-  least ``min_words``.
+  least ``min_words``. The target is the positive's own word count (the paper's "about the same
+  length as the passage"): a negative much shorter than the passages it competes with lets the
+  model learn "short text = negative" instead of relevance.
+- ``not_degenerate``: small models fall into repetition loops ("...a textbook would be a textbook
+  would be..."), stop mid-sentence, or slip into another script (Qwen writes Chinese words into
+  English text); such text is rejected (:func:`degeneration`).
 - ``not_echo``: small models asked for a negative often write about the task instead ("this passage
   does not answer the query..."), repeat their reasoning, or copy the instruction's own wording
   ("..., in the field of genetics, as a textbook would."); such text is rejected. The last is a
@@ -105,9 +110,13 @@ class CheckConfig:
     positive_ratio: float = 0.95
     max_answer_leak: float = 0.3
     max_duplicate_similarity: float = 0.95
-    min_length_ratio: float = 0.3
-    max_length_ratio: float = 2.5
+    # Length parity with the positive: within 0.7-1.3 times its word count.
+    min_length_ratio: float = 0.7
+    max_length_ratio: float = 1.3
     min_words: int = 12
+    # Share of word 4-grams that repeat an earlier one: 0.14 is the 99.9th percentile of SciFact's
+    # abstracts, while a third of the first SciFact synthesis's negatives were above it.
+    max_repeated_ngrams: float = 0.15
     # Added after the SciFact synthesis: 62 of its 298 negatives repeat four words of the write
     # instruction, a cue that only synthetic negatives have.
     instruction_echo_words: int = 4
@@ -156,6 +165,68 @@ def is_echo(
     return ""
 
 
+# Scripts an English passage has no reason to switch to; a character of one absent from the positive
+# marks a model that lost the thread.
+_FOREIGN_SCRIPT = re.compile(r"[\u0400-\u04ff\u0590-\u06ff\u0e00-\u0e7f\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
+
+
+def repeated_ngram_share(tokens: list[str], n: int = 4) -> float:
+    """Share of the word ``n``-grams that repeat an earlier one (0 for text that never repeats itself).
+
+        >>> repeated_ngram_share("a textbook would be a textbook would be a textbook would be".split())
+        0.5555555555555556
+    """
+    grams = ngrams(tokens, n)
+    return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
+
+
+def repetition_loop(tokens: list[str], longest_period: int = 12) -> str:
+    """The first run of words repeated three times in a row, or an empty string.
+
+        >>> repetition_loop("it is a clinical diagnosis which is a clinical diagnosis which is a clinical diagnosis which".split())
+        'is a clinical diagnosis which'
+    """
+    for start in range(len(tokens)):
+        for period in range(1, longest_period + 1):
+            end = start + 3 * period
+            if end > len(tokens):
+                break
+            run = tokens[start : start + period]
+            if run == tokens[start + period : start + 2 * period] == tokens[start + 2 * period : end]:
+                return " ".join(run)
+    return ""
+
+
+def degeneration(text: str, reference: str = "", max_repeated_ngrams: float = CheckConfig.max_repeated_ngrams) -> str:
+    """Why ``text`` is broken output rather than a passage, or an empty string if it is not.
+
+    Repetition (a loop of words three times in a row, or more than ``max_repeated_ngrams`` of its
+    4-grams repeated), a truncated ending (no sentence-final punctuation), or characters of a script
+    that ``reference`` (the positive) does not use.
+
+        >>> degeneration("Telomeres shorten with age. Telomerase restores them.")
+        ''
+        >>> degeneration("Telomeres shorten with age and the")
+        'it stops mid-sentence'
+        >>> degeneration("Infant health matters for 婴儿 growth.")
+        "it switches to another script ('婴')"
+    """
+    tokens = words(text)
+    loop = repetition_loop(tokens)
+    if loop:
+        return f"it repeats itself ({loop!r} three times in a row)"
+    share = repeated_ngram_share(tokens)
+    if share > max_repeated_ngrams:
+        return f"it repeats itself ({share:.0%} of its 4-word runs are repeats)"
+    if not _SENTENCE_END.search(text.strip()):
+        return "it stops mid-sentence"
+    foreign = [c for c in _FOREIGN_SCRIPT.findall(text) if c not in reference]
+    if foreign:
+        return f"it switches to another script ({foreign[0]!r})"
+    return ""
+
+
 def similarity_window(positive_score: float, config: CheckConfig) -> tuple[float, float]:
     """The query similarities a negative may have: at least ``on_topic``'s floor, at most ``below_positive``'s cap.
 
@@ -183,6 +254,7 @@ def run_checks(
     positive_vector: np.ndarray,
     answer_sentence: str,
     target_words: int,
+    positive: str = "",
     kept_vectors: list[np.ndarray],
     config: CheckConfig,
     instruction: list[str] | None = None,
@@ -200,6 +272,7 @@ def run_checks(
     low, high = max(config.min_words, config.min_length_ratio * target_words), config.max_length_ratio * target_words
     length_value = count / max(1, target_words)
     echo = is_echo(negative, reasoning, instruction, config.instruction_echo_words)
+    broken = degeneration(negative, positive, config.max_repeated_ngrams)
     floor, ratio_cap = similarity_window(positive_score, config)
     return [
         CheckResult("on_topic", query_similarity, floor, query_similarity >= floor,
@@ -217,4 +290,5 @@ def run_checks(
                     f"it has {count} words; write about {target_words}"),
         CheckResult("not_echo", float(bool(echo)), 0.0, not echo,
                     f"it talks about the task ({echo!r}) instead of being a passage on the topic"),
+        CheckResult("not_degenerate", float(bool(broken)), 0.0, not broken, broken),
     ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -88,11 +89,108 @@ REFLECTION_PROPERTIES: dict[str, Any] = {
 }
 
 
+# Failures of the writing, not of the aspect: the next round rewrites from the same reflection.
+REWRITE_ONLY_FAILURES = {"length", "not_degenerate"}
+
+
 CRITIQUE_SCHEMA = {
     "type": "object",
     "properties": {"reason": {"type": "string", "maxLength": 200}, "answers_query": {"type": "boolean"}},
     "required": ["reason", "answers_query"],
 }
+
+
+# The positive as the prompts show it: its title and first sentences name the subject, and a CPU model
+# reads a prompt token at a time.
+PROMPT_POSITIVE_WORDS = 120
+# Generation budget of a passage per target word: English scientific prose runs 1.3-1.5 tokens a word.
+TOKENS_PER_WORD = 1.6
+# A 0.5B model writes 60-70 words per part of a structured abstract whatever length it is asked for,
+# so the length attribute is met by asking for as many parts as the positive's length needs.
+WORDS_PER_SECTION = 65
+SECTIONS = {
+    1: (),
+    2: ("BACKGROUND", "CONCLUSIONS"),
+    3: ("BACKGROUND", "RESULTS", "CONCLUSIONS"),
+    4: ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"),
+    5: ("BACKGROUND", "OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS"),
+}
+_SECTION_LABEL = re.compile(
+    r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|Background|Objectives?|Methods?|"
+    r"Results?|Conclusions?)\s*(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?\s*"
+)
+_LABEL = re.compile(r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:title|abstract|summary)\s*(?:\*\*|__)?\s*[:.-]\s*", re.IGNORECASE)
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")
+_MARKUP = re.compile(r"\*\*|__|^\s*#+\s*|`", re.MULTILINE)
+_LAST_SENTENCE_END = re.compile(r".*[.!?][\"')\]]*(?=\s|$)", re.DOTALL)
+# Section labels inside an abstract, as structured corpus abstracts have them ("... CONTEXT High ...").
+_INLINE_LABELS = re.compile(r"\b(?:BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|CONTEXT|DESIGN|AIMS?|PURPOSE)\b")
+
+
+def is_structured(text: str) -> bool:
+    """Whether a passage is a structured abstract (two or more capitalized section labels), as 18% of SciFact's are.
+
+        >>> is_structured("CONTEXT Homocysteine is a risk factor. OBJECTIVE To test folic acid."), is_structured("Plain text.")
+        (True, False)
+    """
+    return len(_INLINE_LABELS.findall(text)) >= 2
+
+
+def sections_for(target_words: int) -> int:
+    """How many parts to ask for so that the abstract comes out near ``target_words``."""
+    return max(1, min(len(SECTIONS), round(target_words / WORDS_PER_SECTION)))
+
+
+def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[str]]:
+    """A model's title-and-abstract answer in the corpus's own form, with notes of what was changed.
+
+    Corpus passages are ``title text`` in plain prose (:attr:`syneg.data.Document.full_text`), so
+    markdown, "Title:" / "Abstract:" labels and list markers, which only generated text has, are
+    removed; section labels are kept inline in capitals, as structured corpus abstracts have them, only
+    when ``keep_section_labels`` (the positive is structured too); an unfinished last sentence (the
+    token budget ran out) is cut. Each change is noted, and the notes are kept in the negative's details.
+
+        >>> as_passage("**Title:** Telomere length\\n\\nAbstract: Telomeres shorten. Cells then stop dividing and")
+        ('Telomere length Telomeres shorten.', ['labels removed', 'markdown removed', 'unfinished sentence cut (5 words)'])
+        >>> as_passage("Telomere length\\nBACKGROUND\\nTelomeres shorten.\\n**Results:** They do.", keep_section_labels=True)[0]
+        'Telomere length BACKGROUND Telomeres shorten. RESULTS They do.'
+    """
+    notes: list[str] = []
+    lines = [line for line in raw.strip().splitlines() if line.strip()]
+    if any(_LABEL.match(line) for line in lines):
+        notes.append("labels removed")
+        lines = [_LABEL.sub("", line) for line in lines]
+    labelled = [_SECTION_LABEL.match(line) for line in lines]
+    if any(labelled):
+        notes.append("section labels in capitals" if keep_section_labels else "section labels removed")
+        lines = [
+            (f"{match.group(1).upper()} " if keep_section_labels else "") + line[match.end() :] if match else line
+            for line, match in zip(lines, labelled, strict=True)
+        ]
+    if any(_MARKUP.search(line) for line in lines):
+        notes.append("markdown removed")
+        lines = [_MARKUP.sub("", line) for line in lines]
+    if sum(bool(_LIST_MARKER.match(line)) for line in lines) > 1:
+        notes.append("list markers removed")
+        lines = [_LIST_MARKER.sub("", line) for line in lines]
+    text = " ".join(" ".join(lines).split())
+    finished = _LAST_SENTENCE_END.match(text)
+    if finished and finished.end() < len(text):
+        cut = len(text[finished.end() :].split())
+        notes.append(f"unfinished sentence cut ({cut} words)")
+        text = finished.group(0)
+    return text, notes
+
+
+@dataclass
+class Candidate:
+    """One written candidate, with the reflection it was written from (None without reflection)."""
+
+    text: str
+    aspect: str = ""
+    reasoning: str = ""
+    notes: list[str] = field(default_factory=list)
+    reflection: Reflection | None = None
 
 
 def pairs_from_beir(dataset: BeirDataset, limit: int | None = None) -> list[Pair]:
@@ -168,9 +266,11 @@ class Synthesizer:
             details, not used) or ``enforce`` (a YES fails the candidate). Sub-1B models answer such
             yes/no questions near randomly, so the default spends no call on it.
         checks: Check thresholds.
-        max_words: Cap on the target length in words: the length attribute is relative to the
-            positive, but a long abstract would cost minutes per negative on a CPU model.
-        max_tokens: Generation budget per answer.
+        max_words: Cap on the target length in words. The target is the positive's own length (the
+            paper's length attribute), so that length tells nothing of a text's source; the cap
+            (SciFact's 90th percentile) bounds the cost of the longest abstracts on a CPU model.
+        max_tokens: Generation budget of the reflection (the passage's own budget follows its
+            target length).
         temperature: Sampling temperature.
         seed: Base seed; attribute draws and request seeds derive from it.
         concurrency: Pairs in flight; above 1 only helps backends that serve requests concurrently.
@@ -202,7 +302,7 @@ class Synthesizer:
         ablation: Ablation = "none",
         critique: Critique = "off",
         checks: CheckConfig | None = None,
-        max_words: int = 80,
+        max_words: int = 400,
         max_tokens: int = 220,
         temperature: float = 0.7,
         seed: int = 0,
@@ -272,10 +372,21 @@ class Synthesizer:
         return pieces + ([self._attribute_text(attributes, target_words)] if self.use_attributes else [])
 
     async def _candidate(
-        self, pair: Pair, attributes: dict[str, str], target_words: int, seed: int, follow_up: str
-    ) -> tuple[str, str, str]:
-        """One candidate as (negative, aspect, reasoning); raises LLMError when the LLM fails."""
-        positive = " ".join(pair.positive.split()[: int(1.5 * self.max_words)])  # keep prompts short on CPU
+        self,
+        pair: Pair,
+        attributes: dict[str, str],
+        target_words: int,
+        seed: int,
+        follow_up: str,
+        reflection: Reflection | None = None,
+        sections: int = 1,
+    ) -> Candidate:
+        """One candidate; raises LLMError when the LLM fails.
+
+        ``reflection``: reuse an earlier reflection (its aspect was sound, only the text failed) instead
+        of asking for one; ``sections``: parts of the abstract to ask for (two-step prompt).
+        """
+        positive = " ".join(pair.positive.split()[:PROMPT_POSITIVE_WORDS])  # keep prompts short on CPU
         system = self._system(attributes)
         common = {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": seed}
         negative_schema = {"negative": {"type": "string", "minLength": 20, "maxLength": 8 * target_words + 200}}
@@ -283,21 +394,27 @@ class Synthesizer:
             user = self.templates.render("generate_plain", query=pair.query, positive=positive)
             schema = {"type": "object", "properties": negative_schema, "required": ["negative"]}
             answer, _ = await self.client.generate(ChatRequest.chat(system, user + follow_up, schema=schema, **common), PlainNegativeAnswer)
-            return answer.negative, "", ""
+            return Candidate(" ".join(answer.negative.split()))
         if self.prompt_style == "single":
             user = self.templates.render(
                 "generate", query=pair.query, positive=positive, attributes=self._attribute_text(attributes, target_words)
             )
             schema = {"type": "object", "properties": REFLECTION_PROPERTIES | negative_schema, "required": ["aspect", "reasoning", "negative"]}
             answer, _ = await self.client.generate(ChatRequest.chat(system, user + follow_up, schema=schema, **common), NegativeAnswer)
-            return answer.negative, answer.aspect, answer.reasoning
-        # The revision reasons go to the reflection only: a small model shown them while writing copies
-        # them into the text, and a new aspect is what most failures (on topic, leak, paraphrase) need.
-        user = self.templates.render("reflect", query=pair.query, positive=positive)
-        properties = {"topic": {"type": "string", "minLength": 3, "maxLength": 60}} | REFLECTION_PROPERTIES
-        schema = {"type": "object", "properties": properties, "required": ["topic", "aspect", "reasoning"]}
-        reflection, _ = await self.client.generate(
-            ChatRequest.chat(system, user + follow_up, schema=schema, **(common | {"max_tokens": 110})), Reflection
+            return Candidate(" ".join(answer.negative.split()), answer.aspect, answer.reasoning)
+        if reflection is None:
+            # The revision reasons go to the reflection only: a small model shown them while writing copies
+            # them into the text, and a new aspect is what most failures (on topic, leak, paraphrase) need.
+            user = self.templates.render("reflect", query=pair.query, positive=positive)
+            properties = {"topic": {"type": "string", "minLength": 3, "maxLength": 60}} | REFLECTION_PROPERTIES
+            schema = {"type": "object", "properties": properties, "required": ["topic", "aspect", "reasoning"]}
+            reflection, _ = await self.client.generate(
+                ChatRequest.chat(system, user + follow_up, schema=schema, **(common | {"max_tokens": 110})), Reflection
+            )
+        labels = SECTIONS[sections]
+        layout = (
+            f"Then write the abstract in {len(labels)} parts, each starting with its label in capitals: {', '.join(labels)}."
+            if labels else "Then write the abstract below it as one plain paragraph."
         )
         user = self.templates.render(
             "write",
@@ -305,10 +422,15 @@ class Synthesizer:
             topic=reflection.topic.strip(),
             subject=pair.query,
             attributes=self._attribute_text(attributes, target_words),
+            layout=layout,
         )
-        schema = {"type": "object", "properties": negative_schema, "required": ["negative"]}
-        answer, _ = await self.client.generate(ChatRequest.chat(system, user, schema=schema, **common), PlainNegativeAnswer)
-        return answer.negative, reflection.aspect, reflection.reasoning
+        # Free text, not JSON: the passage is long, and a grammar would cost more than the model per token.
+        budget = int(TOKENS_PER_WORD * max(target_words, WORDS_PER_SECTION * sections)) + 40
+        completion = await self.client.generate_text(ChatRequest.chat(system, user, **(common | {"max_tokens": budget})))
+        text, notes = as_passage(completion.text, keep_section_labels=is_structured(pair.positive))
+        if sections > 1:
+            notes.insert(0, f"asked for {sections} parts")
+        return Candidate(text, reflection.aspect, reflection.reasoning, notes, reflection)
 
     async def synthesize_pair(self, pair: Pair, query_vector: np.ndarray, positive_vector: np.ndarray) -> TrainingInstance:
         """Up to ``negatives_per_pair`` checked negatives for one pair (fewer if candidates keep failing).
@@ -337,14 +459,16 @@ class Synthesizer:
             attributes = self.attributes.draw(self.seed, f"{pair.query_id}/{pair.pos_id}/{slot}") if self.use_attributes else {}
             instruction = self._instruction(attributes, target_words)  # the same for every round of the slot
             follow_up = ""
+            reflection: Reflection | None = None
+            sections = sections_for(target_words)
             for round_number in range(self.max_rounds + 1):
                 seed = self._seed(pair.query_id, pair.pos_id, slot, round_number)
                 try:
-                    raw, aspect, reasoning = await self._candidate(pair, attributes, target_words, seed, follow_up)
+                    candidate = await self._candidate(pair, attributes, target_words, seed, follow_up, reflection, sections)
                 except LLMError:
                     self.stats.llm_errors += 1
                     continue
-                text, aspect, reasoning = " ".join(raw.split()), aspect.strip(), reasoning.strip()
+                text, aspect, reasoning = candidate.text, candidate.aspect.strip(), candidate.reasoning.strip()
                 self.stats.candidates += 1
                 vector = self.encoder.encode_documents([text])[0]
                 results = run_checks(
@@ -356,6 +480,7 @@ class Synthesizer:
                     positive_vector=positive_vector,
                     answer_sentence=answer_sentence,
                     target_words=target_words,
+                    positive=pair.positive,
                     kept_vectors=kept_vectors,
                     config=self.checks,
                     instruction=instruction,
@@ -363,14 +488,24 @@ class Synthesizer:
                 critique = await self._critique(pair, text, slot, round_number, results)
                 failed = [r for r in results if not r.passed]
                 if not failed:
-                    kept.append(self._negative(pair, text, reasoning, aspect, attributes, results, critique, round_number))
+                    kept.append(self._negative(pair, text, reasoning, aspect, attributes, results, critique, round_number,
+                                               candidate.notes))
                     kept_vectors.append(vector)
                     self.stats.accepted += 1
                     self.stats.rounds[round_number] += 1
                     break
                 self.stats.rejected += 1
                 self.stats.check_failures.update(r.name for r in failed)
-                reasons = "; ".join(r.reason for r in failed)
+                by_name = {r.name: r for r in failed}
+                if "length" in by_name:
+                    # The model writes a near-constant length per part: ask for one part more or fewer.
+                    short = by_name["length"].value < self.checks.min_length_ratio
+                    sections = max(1, min(len(SECTIONS), sections + (1 if short else -1)))
+                if set(by_name) <= REWRITE_ONLY_FAILURES and candidate.reflection is not None:
+                    reflection = candidate.reflection  # the aspect was sound: write it again, without a new reflection
+                    continue
+                reflection = None
+                reasons = "; ".join(r.reason for r in failed if r.name not in REWRITE_ONLY_FAILURES) or failed[0].reason
                 previous = " ".join(text.split()[:60])
                 follow_up = "\n\n" + self.templates.render("revise", reasons=reasons, previous=previous)
             else:
@@ -418,6 +553,7 @@ class Synthesizer:
         results: list[CheckResult],
         critique: dict[str, Any] | None,
         rounds: int,
+        notes: list[str],
     ) -> Negative:
         by_name = {r.name: r for r in results}
         details: dict[str, Any] = {
@@ -429,6 +565,8 @@ class Synthesizer:
             "generator": self.generator,
             "ablation": self.ablation,
         }
+        if notes:
+            details["postprocessing"] = notes
         if critique is not None:
             details["critique"] = critique
         digest = hashlib.sha1(f"{pair.query_id}\x00{pair.pos_id}\x00{text}".encode()).hexdigest()[:16]
