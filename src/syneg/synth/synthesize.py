@@ -12,7 +12,8 @@ For each (query, positive) pair and each of ``negatives_per_pair`` slots:
 5. if any fails, send the reasons back for a revision, up to ``max_rounds`` times.
 
 A kept negative carries its attributes, reasoning, every check's value and verdict, its revision
-rounds and the generator in ``details``, and its dense similarity to the query as ``score``. Results
+rounds, the candidates rejected on the way (``rejected``: each round's text, aspect, reasoning and
+checks) and the generator in ``details``, and its dense similarity to the query as ``score``. Results
 are written as training-set jsonl (:mod:`syneg.data.training_set`), one record per pair, as each pair
 finishes; pairs already in the output file are skipped, and answered LLM requests come from the cache,
 so a killed run resumes where it stopped.
@@ -337,6 +338,7 @@ class Synthesizer:
             attributes = self.attributes.draw(self.seed, f"{pair.query_id}/{pair.pos_id}/{slot}") if self.use_attributes else {}
             instruction = self._instruction(attributes, target_words)  # the same for every round of the slot
             follow_up = ""
+            rejected: list[dict[str, Any]] = []
             for round_number in range(self.max_rounds + 1):
                 seed = self._seed(pair.query_id, pair.pos_id, slot, round_number)
                 try:
@@ -363,13 +365,16 @@ class Synthesizer:
                 critique = await self._critique(pair, text, slot, round_number, results)
                 failed = [r for r in results if not r.passed]
                 if not failed:
-                    kept.append(self._negative(pair, text, reasoning, aspect, attributes, results, critique, round_number))
+                    kept.append(self._negative(pair, text, reasoning, aspect, attributes, results, critique, round_number,
+                                               rejected))
                     kept_vectors.append(vector)
                     self.stats.accepted += 1
                     self.stats.rounds[round_number] += 1
                     break
                 self.stats.rejected += 1
                 self.stats.check_failures.update(r.name for r in failed)
+                rejected.append({"round": round_number, "text": text, "aspect": aspect, "reasoning": reasoning,
+                                 "checks": {r.name: r.to_dict() for r in results}})
                 reasons = "; ".join(r.reason for r in failed)
                 previous = " ".join(text.split()[:60])
                 follow_up = "\n\n" + self.templates.render("revise", reasons=reasons, previous=previous)
@@ -418,6 +423,7 @@ class Synthesizer:
         results: list[CheckResult],
         critique: dict[str, Any] | None,
         rounds: int,
+        rejected: list[dict[str, Any]],
     ) -> Negative:
         by_name = {r.name: r for r in results}
         details: dict[str, Any] = {
@@ -429,6 +435,8 @@ class Synthesizer:
             "generator": self.generator,
             "ablation": self.ablation,
         }
+        if rejected:  # what the checks turned down before this text, for `syneg view`
+            details["rejected"] = rejected
         if critique is not None:
             details["critique"] = critique
         digest = hashlib.sha1(f"{pair.query_id}\x00{pair.pos_id}\x00{text}".encode()).hexdigest()[:16]
