@@ -7,9 +7,17 @@ SYNEG  := $(VENV)/bin/syneg
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo test bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# The tests open `syneg view` and `syneg report` pages in headless chromium (they skip without it). It is
+# a system package, so it is installed only where apt-get is usable as root, and a failure is not fatal.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "chromium not installed (needs apt-get as root): the browser tests will skip"
 
 # llama.cpp is compiled for the x86-64 AVX2 baseline (GGML_NATIVE=OFF) rather than for the building CPU:
 # machines of this project's kind differ in CPU, and a native build on a Xeon with AMX crashed in
@@ -33,7 +41,7 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(SYNEG) run --demo --output $(DEMO_OUT)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PYTHON) -m pytest
 
 bench: $(STAMP)

@@ -1,8 +1,13 @@
-"""Shared fixtures: an isolated cache, the demo dataset, and the real BEIR datasets in ../shared."""
+"""Shared fixtures: an isolated cache, the demo dataset, the real BEIR datasets in ../shared, and a
+headless browser for the HTML pages."""
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -72,3 +77,41 @@ def dense_encoder():
     from syneg.retrieval import DenseEncoder
 
     return DenseEncoder("default", show_progress=False)
+
+
+class HeadlessChromium:
+    """Chromium run headless on a page file: the DOM once the page's script has run, or a screenshot.
+
+    ``fragment`` is the address's ``#`` part (``#source=synthetic``), where `syneg view` keeps its filters.
+    """
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+
+    def run(self, page: Path, fragment: str = "", *flags: str) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryDirectory() as profile:
+            # --no-sandbox: chromium's sandbox refuses to start as root (test containers); the pages are the tests' own.
+            command = [self.binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                       "--virtual-time-budget=5000", *flags, page.resolve().as_uri() + fragment]
+            completed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        if completed.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} exited {completed.returncode}:\n{completed.stderr[-2000:]}")
+        return completed
+
+    def dump_dom(self, page: Path, fragment: str = "") -> str:
+        return self.run(page, fragment, "--dump-dom").stdout
+
+    def screenshot(self, page: Path, path: Path, fragment: str = "", width: int = 1280, height: int = 1600) -> Path:
+        self.run(page, fragment, f"--screenshot={path}", f"--window-size={width},{height}", "--hide-scrollbars")
+        return path
+
+
+@pytest.fixture(scope="session")
+def browser() -> HeadlessChromium:
+    """Debian's chromium (``$CHROMIUM`` names another binary); skips when none is installed."""
+    candidates = [os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"]
+    binary = next((found for name in candidates if name and (found := shutil.which(name))), None)
+    if binary is None:
+        pytest.skip("no chromium binary found: install Debian's chromium (`apt-get install chromium`; `make setup` does it "
+                    "when run as root) or name one in $CHROMIUM")
+    return HeadlessChromium(binary)

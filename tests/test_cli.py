@@ -57,3 +57,25 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert "corpus.jsonl:2: invalid JSON" in completed.stderr and "Traceback" not in completed.stderr
     missing = syneg("mine", str(tmp_path / "nope"), "--output", str(tmp_path / "x.jsonl"), check=False)
     assert missing.returncode == 2 and "not a folder" in missing.stderr
+
+
+def test_view_writes_the_page(tmp_path):
+    synthetic = Path(__file__).resolve().parents[1] / "bench" / "experiments" / "scifact-synthetic.jsonl"
+    completed = syneg("view", str(synthetic), "-o", str(tmp_path / "page.html"))
+    assert "page.html" in completed.stderr and (tmp_path / "page.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_view_bad_input_is_one_clear_line(tmp_path):
+    """A missing file, a folder that is not a run folder, a malformed or non-UTF-8 line: one line naming it, exit 2."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "bad.jsonl").write_text('{"query": "q", "pos": ["p"]}\n{"query": "q", "pos": ["p"], "neg": [oops]}\n')
+    (tmp_path / "binary.jsonl").write_bytes(b'{"query": "q", "pos": ["p"]}\n\xff\xfe\x00')
+    expected = {"nope.jsonl": "nope.jsonl: file not found",
+                "folder": "folder: neither a training-set jsonl nor a run folder of `syneg run`",
+                "bad.jsonl": "bad.jsonl:2: invalid JSON",
+                "binary.jsonl": "binary.jsonl:2: not UTF-8 text"}
+    for name, message in expected.items():
+        completed = syneg("view", str(tmp_path / name), check=False)
+        assert completed.returncode == 2, completed.stderr
+        assert message in completed.stderr and "Traceback" not in completed.stderr
+        assert len(completed.stderr.strip().splitlines()) == 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import html
 import json
 import random
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -117,6 +120,12 @@ def test_report_writes_tables_and_plots(tmp_path):
 
     assert "### R sweep (ndcg@10 ×100, seeds 1, 2, 3; plot `ratio-toy.png`)" in text
     assert "| hybrid-R2 | 2.0 | 61.00 ± 1.00 | 61.00 ± 1.00 |" in text
+    assert "![toy: negative strategies (test)](strategies-toy.png)" in text and "![toy: τ sweep](temperature-toy.png)" in text
+
+    # The same report as a page, its plots inside it.
+    page = written["html"].read_text()
+    assert page.count('<img src="data:image/png;base64,') == 3 and 'src="strategies-toy.png"' not in page
+    assert "<td>hybrid</td>" in page and "Hybrid above every other arm: <strong>yes</strong>" in page
 
     # Two values (R = 0 and 0.7) are a comparison, not a sweep: no plot.
     two_ratios = [r for r in result_rows() if r["arm"] not in ("hybrid-R2", "hybrid-R0.3")]
@@ -170,6 +179,25 @@ def test_synthesis_summary_of_the_committed_experiments(dataset, pairs, negative
     assert (summary["pairs"], summary["negatives"]) == (pairs, negatives)
     assert sum(summary["pairs_by_negatives"].values()) == pairs
     assert domain in summary["attributes"][1]["domain"]
+
+
+def test_report_page_of_the_committed_scifact_run(browser, tmp_path):
+    """report.html of the committed SciFact run as chromium renders it, moved away from the plot files:
+    the tables, the verdict, the composition, the synthesis, the probe and every plot are in the page."""
+    written = write_report([EXPERIMENT_RUNS / "scifact"], tmp_path / "report")
+    page = written["html"].rename(tmp_path / "alone.html")
+    dom = browser.dump_dom(page)
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", dom)).split())
+    for heading in ("scifact (test split, ×100, mean ± std over seeds)", "Hard negatives per training instance, by source",
+                    "How the synthetic negatives were made", "Tuning and sweep arms (fewer seeds)", "Shortcut probe", "R sweep"):
+        assert heading in text
+    assert "Hybrid above every other arm: no" in text and "Margin over the best retrieved-only arm" in text
+    assert "hybrid hybrid 0.7 0.05 2 3" in text
+    plots = [path for path in written.values() if path.suffix == ".png"]
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', dom)
+    assert len(images) == len(plots) == 3 and all(base64.b64decode(image)[:4] == b"\x89PNG" for image in images)
+    assert dom.count("<table") >= 6
+    assert browser.screenshot(page, tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_errors_name_the_run(tmp_path):

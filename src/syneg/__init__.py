@@ -11,6 +11,8 @@ The Python API is a handful of verbs on plain data classes, one per pipeline sta
 
     test = syneg.load_beir("datasets/scifact", split="test")
     print(syneg.evaluate(test, model="default").metrics)
+
+    syneg.view("scifact-synthetic.jsonl", "scifact-synthetic.html")  # browse every negative in a browser
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from syneg.report import write_report
 from syneg.retrieval import DenseEncoder, mine
 from syneg.synth import synthesize
 from syneg.training import train
+from syneg.viewer import view
 
 __all__ = [
     "BeirDataset",
@@ -53,6 +56,7 @@ __all__ = [
     "run",
     "synthesize",
     "train",
+    "view",
     "write_report",
     "write_training_set",
 ]

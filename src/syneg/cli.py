@@ -414,15 +414,29 @@ def run(
 @app.command()
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run folders of `syneg run` (or their results.json).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for report.md, results.csv and the plots.")] = Path("report"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for report.md, report.html, results.csv and the plots.")] = Path("report"),
     split: Annotated[str, typer.Option(help="The split of the tables (sweep plots show every split).")] = "test",
 ) -> None:
-    """Compare runs: strategy tables (markdown, CSV), R and τ sweep plots, the shortcut probe."""
+    """Compare runs: strategy tables (markdown, HTML, CSV), R and τ sweep plots, the shortcut probe."""
     from syneg.report import write_report
 
     written = write_report(runs, output, split=split)
     Console().print((output / "report.md").read_text(encoding="utf-8"))
     stderr.print("Wrote " + ", ".join(str(path) for path in written.values()))
+
+
+@app.command()
+def view(
+    source: Annotated[Path, typer.Argument(help="A training-set jsonl (from mine, synthesize or mix) or a run folder of `syneg run`.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="HTML page to write (default: the jsonl's name with .html, or RUN/view.html).")
+    ] = None,
+) -> None:
+    """Write one HTML page to browse every instance and negative: source, scores, attributes, reasoning, checks."""
+    from syneg.viewer import view as write_view
+
+    page = write_view(source, output)
+    stderr.print(f"Wrote {page}; open it in a browser (filters go in the address: {page.name}#source=synthetic&q=...)")
 
 
 def main() -> None:

@@ -9,7 +9,8 @@ seed and split, written by ``syneg run``) and writes into ``DIR``:
   beat the best retrieved-only arm, what each main arm trained on (hard negatives per instance by source,
   and how many filled a short pool), how the synthetic negatives were made (generator, prompt,
   attributes, what the file holds; from a run folder's ``stages/synthesize.json``), the tuning and
-  sweep arms, the R and τ sweeps, and the shortcut probe before and after training;
+  sweep arms, the R and τ sweeps, and the shortcut probe before and after training, with the plots;
+- ``report.html``: the same report as one page that stands alone, the plots embedded in it;
 - ``strategies-<dataset>.png``: the main arms as grouped bars with seed spread;
 - ``ratio-<dataset>.png`` and ``temperature-<dataset>.png``: nDCG@10 against R and against τ, for
   every split present (tune on ``validation``, report ``test``), when the runs hold such a sweep.
@@ -26,6 +27,7 @@ averaged over the seeds all its points share, so every point has the same seeds.
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import math
@@ -34,16 +36,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from syneg.data import DataError, negatives_per_instance
+from syneg.pages import asset, standalone_page
 
 SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 MIN_SWEEP_POINTS = 3
 UNTRAINED = ("zero-shot", "bm25")
 COMPOSITION_PREFIX = "negatives_"  # hard negatives per instance by source, from the mix stage (see syneg.pipeline)
 SYNTHESIZE_MARKER = Path("stages") / "synthesize.json"  # the synthesize stage's settings and counts (syneg.pipeline)
+REPORT_STYLE = "main.report { max-width: 1040px; margin: 0 auto; padding: 12px 28px 40px; }\n"
 PROMPT_STYLES = {"two-step": "a reflection call, then a writing call under the attributes",
                  "single": "reflection and text in one call"}
+
+
+def plot_name(kind: str, dataset: str) -> str:
+    """The file name of a plot: ``strategies-<dataset>.png``, ``ratio-<dataset>.png`` or ``temperature-<dataset>.png``."""
+    return f"{kind}-{dataset}.png"
 
 
 def load_rows(runs: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -61,20 +71,48 @@ def load_rows(runs: Iterable[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def synthesis_summary(run: str | Path) -> dict[str, Any] | None:
-    """How a run folder's synthetic negatives were made, from its synthesize stage marker, and what the
-    file it wrote holds (counted from the file itself, so a synthesis resumed over sittings counts whole).
-    None when the run has no synthesis."""
-    run = Path(run)
+def _synthesize_stage(run: Path) -> tuple[dict[str, Any], dict[str, Any], Path] | None:
+    """(generation settings, the stage's info, the file it wrote) from a run folder's synthesize stage
+    marker; None when the run has no finished synthesis."""
     marker = run / SYNTHESIZE_MARKER
     if not marker.is_file():
         return None
     try:
         stage = json.loads(marker.read_text(encoding="utf-8"))
-        generation, info = stage["settings"]["generation"], stage.get("info", {})
+        return stage["settings"]["generation"], stage.get("info", {}), run / stage["settings"].get("file", "synthetic.jsonl")
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise DataError(f"{marker}: not a synthesize stage marker ({error!r})") from None
-    path = run / stage["settings"].get("file", "synthetic.jsonl")
+
+
+def synthesis_file(run: str | Path) -> Path | None:
+    """The synthetic negatives of a run folder: the file its synthesize stage wrote, else the file its
+    ``config.yaml`` names (a synthesis still running has no marker yet), else ``synthetic.jsonl``;
+    None when none of them exists."""
+    run = Path(run)
+    stage = _synthesize_stage(run)
+    candidates = [stage[2]] if stage else []
+    config = run / "config.yaml"
+    if config.is_file():
+        import yaml
+
+        try:
+            configured = (yaml.safe_load(config.read_text(encoding="utf-8")).get("synthesize") or {}).get("file")
+        except (yaml.YAMLError, AttributeError) as error:
+            raise DataError(f"{config}: not a run config ({error})") from None
+        candidates += [run / configured] if configured else []
+    candidates.append(run / "synthetic.jsonl")
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def synthesis_summary(run: str | Path) -> dict[str, Any] | None:
+    """How a run folder's synthetic negatives were made, from its synthesize stage marker, and what the
+    file it wrote holds (counted from the file itself, so a synthesis resumed over sittings counts whole).
+    None when the run has no synthesis."""
+    run = Path(run)
+    stage = _synthesize_stage(run)
+    if stage is None:
+        return None
+    generation, info, path = stage
     per_pair = negatives_per_instance(path) if path.is_file() else []
     return {
         "generator": info.get("generator") or f"{generation['backend']}:{generation['model']}",
@@ -271,13 +309,14 @@ def _sweep_table(dataset: str, key: str, per_split: dict[str, list[dict[str, Any
     arms = list(dict.fromkeys(line["arm"] for lines in per_split.values() for line in lines))
     seeds = sorted({seed for lines in per_split.values() for line in lines for seed in line["seed_list"]})
     symbol = "R" if key == "ratio" else "τ"
-    out = [f"### {symbol} sweep ({metric} ×100, seeds {', '.join(map(str, seeds)) or '–'}; plot `{key}-{dataset}.png`)", "",
+    plot = plot_name(key, dataset)
+    out = [f"### {symbol} sweep ({metric} ×100, seeds {', '.join(map(str, seeds)) or '–'}; plot `{plot}`)", "",
            f"| arm | {symbol} | " + " | ".join(splits) + " |", "|---|---|" + "---|" * len(splits)]
     for arm in arms:
         first = next(values[(split, arm)] for split in splits if (split, arm) in values)
         cells = [mean_std_cell(values[(split, arm)], metric) if (split, arm) in values else "–" for split in splits]
         out.append(f"| {arm} | {first[key]} | " + " | ".join(cells) + " |")
-    return out + [""]
+    return out + ["", f"![{dataset}: {symbol} sweep]({quote(plot)})", ""]
 
 
 @dataclass
@@ -310,6 +349,8 @@ def markdown(views: list[_DatasetView], split: str, metrics: list[str]) -> str:
         out += [f"## {view.dataset} ({split} split, ×100, mean ± std over seeds)", ""]
         out += _arm_table(view.main, metrics)
         out += ["", hybrid_verdict(view.main, metrics[0], view.validation), ""]
+        if view.main:
+            out += [f"![{view.dataset}: negative strategies ({split})]({quote(plot_name('strategies', view.dataset))})", ""]
         out += _composition_table(view.main)
         out += _synthesis_table(view.synthesis) if view.synthesis else []
         if view.side:
@@ -379,7 +420,7 @@ def _plot_sweep(per_split: dict[str, list[dict[str, Any]]], key: str, metric: st
 
 def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "test",
                  metrics: Iterable[str] = SHOWN_METRICS) -> dict[str, Path]:
-    """Write ``results.csv``, ``report.md`` and the plots into ``output``; returns what was written."""
+    """Write ``results.csv``, ``report.md``, ``report.html`` and the plots into ``output``; returns what was written."""
     metrics = list(metrics)
     rows_by_run = [(Path(run), load_rows([run])) for run in runs]
     rows = [row for _, run_rows in rows_by_run for row in run_rows]
@@ -387,7 +428,7 @@ def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "t
         raise DataError("The runs hold no result rows")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    written = {"csv": output / "results.csv", "markdown": output / "report.md"}
+    written = {"csv": output / "results.csv", "markdown": output / "report.md", "html": output / "report.html"}
     columns = list(dict.fromkeys(key for row in rows for key in row))
     with written["csv"].open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
@@ -399,14 +440,38 @@ def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "t
         if summary:
             synthesis |= {row.get("dataset", ""): summary for row in run_rows}
     views = _views(rows, split, metrics, synthesis)
-    written["markdown"].write_text(markdown(views, split, metrics), encoding="utf-8")
+    text = markdown(views, split, metrics)
+    written["markdown"].write_text(text, encoding="utf-8")
     for view in views:
         if view.main:
-            path = output / f"strategies-{view.dataset}.png"
+            path = output / plot_name("strategies", view.dataset)
             _plot_strategies(view.main, metrics, path, f"{view.dataset}: negative strategies ({split})")
             written[f"strategies-{view.dataset}"] = path
         for key, per_split in view.sweeps.items():
-            path = output / f"{key}-{view.dataset}.png"
+            path = output / plot_name(key, view.dataset)
             _plot_sweep(per_split, key, metrics[0], path, f"{view.dataset}: {'R' if key == 'ratio' else 'τ'} sweep")
             written[f"{key}-{view.dataset}"] = path
+    written["html"].write_text(html_report(text, output), encoding="utf-8")
     return written
+
+
+def html_report(text: str, folder: Path) -> str:
+    """The markdown report as a page that stands alone: the same tables, verdict, composition and probe,
+    with the plots it links embedded as data URIs (read from ``folder``), so the page needs no file
+    beside it. HTML in the text (an arm or attribute name) shows as text.
+
+    >>> page = html_report("| arm | ndcg@10 |\\n|---|---|\\n| <b>x</b> | 66.17 |\\n\\n**no**", Path("."))
+    >>> "<td>&lt;b&gt;x&lt;/b&gt;</td>" in page and "<strong>no</strong>" in page
+    True
+    """
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = parser.parse(text)
+    for token in tokens:
+        for image in (child for child in token.children or [] if child.type == "image"):
+            plot = folder / Path(unquote(str(image.attrGet("src")))).name
+            if plot.is_file():
+                image.attrSet("src", "data:image/png;base64," + base64.b64encode(plot.read_bytes()).decode())
+    body = '<main class="report">\n' + parser.renderer.render(tokens, parser.options, {}) + "</main>"
+    return standalone_page("syneg report", body, asset("page.css") + REPORT_STYLE)

@@ -71,3 +71,10 @@ def test_bad_lines_name_file_and_line(tmp_path, line, message):
     path.write_text(json.dumps({"query": "q", "pos": ["p"], "neg": []}) + "\n" + line + "\n")
     with pytest.raises(DataError, match=message):
         list(read_training_set(path))
+
+
+def test_a_line_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"query": "q", "pos": ["p"]}\n{"query": "caf\xe9", "pos": ["p"]}\n')  # Latin-1, not UTF-8
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: not UTF-8 text"):
+        list(read_training_set(path))

@@ -61,6 +61,10 @@ def test_failed_candidate_is_revised_with_the_reasons(tmp_path, encoder):
     assert line["neg"] == [GOOD] and line["neg_sources"] == ["synthetic"]
     assert details["rounds"] == 1 and details["aspect"] == "caffeine in drinks"
     assert details["attributes"]["domain"] == "Pharmacology" and details["generator"] == "scripted:script"
+    # The candidate turned down on the way is kept with its checks, for `syneg view`.
+    [rejected] = details["rejected"]
+    assert rejected["round"] == 0 and rejected["text"] == ECHO and rejected["aspect"] == "caffeine in drinks"
+    assert rejected["checks"]["not_echo"]["passed"] is False and rejected["checks"]["on_topic"]["passed"] is True
     assert "You are an expert in Pharmacology." in json.dumps(synthesizer.templates.render("system", domain="Pharmacology"))
 
 

@@ -12,7 +12,8 @@ For each (query, positive) pair and each of ``negatives_per_pair`` slots:
 5. if any fails, send the reasons back for a revision, up to ``max_rounds`` times.
 
 A kept negative carries its attributes, reasoning, every check's value and verdict, its revision
-rounds and the generator in ``details``, and its dense similarity to the query as ``score``. Results
+rounds, the candidates rejected on the way (``rejected``: each round's text, aspect, reasoning and
+checks) and the generator in ``details``, and its dense similarity to the query as ``score``. Results
 are written as training-set jsonl (:mod:`syneg.data.training_set`), one record per pair, as each pair
 finishes; pairs already in the output file are skipped, and answered LLM requests come from the cache,
 so a killed run resumes where it stopped.
@@ -461,6 +462,7 @@ class Synthesizer:
             follow_up = ""
             reflection: Reflection | None = None
             sections = sections_for(target_words)
+            rejected: list[dict[str, Any]] = []
             for round_number in range(self.max_rounds + 1):
                 seed = self._seed(pair.query_id, pair.pos_id, slot, round_number)
                 try:
@@ -489,13 +491,15 @@ class Synthesizer:
                 failed = [r for r in results if not r.passed]
                 if not failed:
                     kept.append(self._negative(pair, text, reasoning, aspect, attributes, results, critique, round_number,
-                                               candidate.notes))
+                                               candidate.notes, rejected))
                     kept_vectors.append(vector)
                     self.stats.accepted += 1
                     self.stats.rounds[round_number] += 1
                     break
                 self.stats.rejected += 1
                 self.stats.check_failures.update(r.name for r in failed)
+                rejected.append({"round": round_number, "text": text, "aspect": aspect, "reasoning": reasoning,
+                                 "checks": {r.name: r.to_dict() for r in results}})
                 by_name = {r.name: r for r in failed}
                 if "length" in by_name:
                     # The model writes a near-constant length per part: ask for one part more or fewer.
@@ -554,6 +558,7 @@ class Synthesizer:
         critique: dict[str, Any] | None,
         rounds: int,
         notes: list[str],
+        rejected: list[dict[str, Any]],
     ) -> Negative:
         by_name = {r.name: r for r in results}
         details: dict[str, Any] = {
@@ -567,6 +572,8 @@ class Synthesizer:
         }
         if notes:
             details["postprocessing"] = notes
+        if rejected:  # what the checks turned down before this text, for `syneg view`
+            details["rejected"] = rejected
         if critique is not None:
             details["critique"] = critique
         digest = hashlib.sha1(f"{pair.query_id}\x00{pair.pos_id}\x00{text}".encode()).hexdigest()[:16]
