@@ -1,85 +1,171 @@
-"""Benchmark of LLM synthesis of hard negatives on SciFact train pairs with the embedded model.
+"""Synthesis cost and quality of two versions of syneg, side by side in one run, on the same SciFact pairs.
 
-Reports, for ``--pairs`` (query, positive) pairs of the train split:
+The question it answers: what does an accepted, length-matched negative cost in CPU seconds with the
+current defaults, against an accepted negative with the defaults of an earlier revision (``--baseline``,
+by default the last commit before the length-matched negatives)? Both versions run at the same time,
+each in its own process with one llama.cpp thread, the embedded model, the SciFact attributes, K = 1,
+up to 2 revision rounds and a fresh LLM cache, so the machine's load falls on both alike. CPU seconds
+(user + system, from ``resource.getrusage``) are what is compared: on a shared machine wall time
+measures the neighbours.
 
-- accepted negatives per minute, acceptance rate, revision rounds, failures by check;
-- for accepted negatives, the mean dense similarity (all-MiniLM-L6-v2) to the query, beside BM25- and
-  dense-mined negatives for the same queries (a hard negative should be close to the query);
-- the answer-leak rate of all candidates as judged by the checks;
-- the cost of a rerun served from the request cache;
-- single-stream against aggregate tokens/s with several requests in flight on ``llama_cpp.server``
-  (llama-cpp-python's, one sequence at a time) and on llama.cpp's C++ ``llama-server`` (continuous
-  batching over ``--parallel`` slots; build it with ``bench/build_llama_server.sh``);
-- five example negatives beside their query and positive.
+For each version it reports: pairs, candidates, accepted, acceptance, accepted negatives whose word
+count is within 0.7-1.3 times their positive's ("length-matched"), CPU seconds per accepted and per
+length-matched negative, mean words and mean length ratio of the accepted, completion tokens per CPU
+second, and the llama.cpp build in use (``llama_print_system_info``: the instruction sets it runs).
 
 Usage::
 
-    python bench/synthesis_bench.py --data /work/shared/datasets/scifact --pairs 50 --out bench/out/synthesis
+    python bench/synthesis_bench.py --data ../shared/datasets/scifact --pairs 50 --out bench/out/synthesis-compare
+    python bench/synthesis_bench.py --throughput-only --llama-server bench/out/llama-server/llama-server
 
-Everything goes to ``--out`` (a fresh LLM cache included, so the first pass really asks the model);
-the synthesis output is written as it goes and the script resumes if rerun with the same ``--out``.
-``--max-minutes`` stops starting new pairs after that long and reports on the pairs done.
+Each version writes into ``--out/<name>/`` as it goes (negatives, cache, CPU seconds so far) and resumes
+where it stopped when rerun with the same ``--out``; ``--max-minutes`` stops starting new pairs after
+that long. ``--throughput-only`` measures tokens/s in-process, on ``llama_cpp.server`` and on llama.cpp's
+C++ ``llama-server`` (continuous batching over ``--parallel`` slots; ``bench/build_llama_server.sh``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 
-from syneg.data import BeirDataset, load_beir, read_training_set
+from syneg.data import load_beir, read_training_set
 from syneg.llm import ChatRequest, LlamaCppBackend, OpenAICompatibleBackend, make_client
 from syneg.llm.models import resolve_gguf
-from syneg.retrieval.encoder import DenseEncoder
 from syneg.synth import AttributeSet, Synthesizer, pairs_from_beir
 
 
-def synthesize(args: argparse.Namespace, pairs: list, output: Path, cache: Path) -> dict:
-    client = make_client("llama.cpp", args.model, cache=cache, n_threads=args.threads)
-    synthesizer = Synthesizer(
-        client,
-        attributes=AttributeSet.from_spec(args.attributes),
-        negatives_per_pair=args.negatives_per_pair,
-        max_rounds=args.max_rounds,
-        seed=args.seed,
-    )
+BASELINE = "ab832ee"  # the last commit before length-matched negatives (issue 17)
+LENGTH_BAND = (0.7, 1.3)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Synthesize with whatever syneg is first on the path, two pairs at a time, adding up CPU seconds."""
+    import llama_cpp
+
+    from syneg.synth.checks import words
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    progress_path = out / "progress.json"
+    progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {"cpu_seconds": 0.0, "wall_seconds": 0.0}
+    pairs = pairs_from_beir(load_beir(args.data, split=args.split), limit=args.pairs)
+    client = make_client("llama.cpp", args.model, cache=out / "llm-cache.sqlite", n_threads=1)
+    synthesizer = Synthesizer(client, attributes=AttributeSet.from_spec("scifact"), negatives_per_pair=1, max_rounds=2,
+                              seed=0)
+    output = out / "negatives.jsonl"
     start = time.perf_counter()
     for begin in range(0, len(pairs), 2):
         if args.max_minutes and time.perf_counter() - start > 60 * args.max_minutes:
             break
-        synthesizer.run(pairs[begin : begin + 2], output, show_progress=False)
-        report = synthesizer.report()
-        print(f"  {begin + 2} pairs: {report['accepted']} accepted of {report['candidates']}, {report['seconds']:.0f} s",
-              file=sys.stderr, flush=True)
+        before, cpu, wall = synthesizer.report(), cpu_seconds(), time.perf_counter()
+        after = synthesizer.run(pairs[begin : begin + 2], output, show_progress=False)  # counts since the process began
+        if after["pairs"] > before["pairs"]:  # pairs done in an earlier sitting cost nothing now
+            progress["cpu_seconds"] += cpu_seconds() - cpu
+            progress["wall_seconds"] += time.perf_counter() - wall
+            for key in ("candidates", "requests", "completion_tokens", "prompt_tokens"):
+                progress[key] = progress.get(key, 0) + after[key] - before[key]
+            progress_path.write_text(json.dumps(progress, indent=2))
+        print(f"  {out.name}: {begin + 2} pairs, {progress['cpu_seconds']:.0f} CPU s", file=sys.stderr, flush=True)
     asyncio.run(client.aclose())
-    return synthesizer.report()
+    positives = {(p.query_id, p.pos_id): len(words(p.positive)) for p in pairs}
+    instances = list(read_training_set(output))
+    ratios = [len(words(n.text)) / positives[(i.query_id, i.pos_ids[0])] for i in instances for n in i.negatives]
+    accepted = len(ratios)
+    matched = sum(LENGTH_BAND[0] <= r <= LENGTH_BAND[1] for r in ratios)
+    lengths = [len(words(n.text)) for i in instances for n in i.negatives]
+    cpu = progress["cpu_seconds"]
+    summary = {
+        "syneg": str(Path(sys.modules["syneg"].__file__).parent),
+        "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode().strip(),
+        "pairs": len(instances),
+        "candidates": progress.get("candidates", 0),
+        "accepted": accepted,
+        "acceptance": round(accepted / progress["candidates"], 3) if progress.get("candidates") else None,
+        "length_matched": matched,
+        "cpu_seconds": round(cpu, 1),
+        "wall_seconds": round(progress["wall_seconds"], 1),
+        "cpu_seconds_per_accepted": round(cpu / accepted, 1) if accepted else None,
+        "cpu_seconds_per_length_matched": round(cpu / matched, 1) if matched else None,
+        "mean_words_accepted": round(sum(lengths) / accepted, 1) if accepted else None,
+        "mean_length_ratio_accepted": round(sum(ratios) / accepted, 3) if accepted else None,
+        "completion_tokens": progress.get("completion_tokens", 0),
+        "completion_tokens_per_cpu_second": round(progress.get("completion_tokens", 0) / cpu, 2) if cpu else None,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def mined_similarity(dataset: BeirDataset, query_ids: set[str], encoder: DenseEncoder) -> dict[str, float]:
-    """Mean query similarity of BM25- and dense-mined negatives (3 per query, top, 95% rule)."""
-    from syneg.retrieval.mining import mine
+def baseline_source(revision: str, folder: Path) -> Path:
+    """The ``src`` tree of an earlier revision, extracted once (``git archive``)."""
+    target = folder / f"src-{revision}"
+    if not (target / "src" / "syneg").is_dir():
+        archive = subprocess.run(["git", "archive", revision, "src"], check=True, capture_output=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(target, filter="data")
+    return target / "src"
 
-    subset = dataset.with_queries(query_ids)
-    means = {}
-    for retriever in ("bm25", "dense"):
-        result = mine(subset, retriever=retriever, num_negatives=3, relative_margin=0.05, encoder=encoder,
-                      show_progress=False, verbose=False)
-        similarities = []
-        for instance in result.instances:
-            if instance.negatives:
-                query_vector = encoder.encode_queries([instance.query])[0]
-                similarities.extend(encoder.encode_documents([n.text for n in instance.negatives]) @ query_vector)
-        means[retriever] = float(np.mean(similarities))
-    return means
+
+def compare(args: argparse.Namespace) -> dict:
+    """Run the baseline revision and the current tree side by side, then put their summaries together."""
+    versions = {f"baseline-{args.baseline}": baseline_source(args.baseline, args.out),
+                "current": Path(__file__).resolve().parents[1] / "src"}
+    processes = {}
+    for name, source in versions.items():
+        command = [sys.executable, __file__, "--worker", "--data", str(args.data), "--split", args.split,
+                   "--pairs", str(args.pairs), "--model", args.model, "--out", str(args.out / name)]
+        if args.max_minutes:
+            command += ["--max-minutes", str(args.max_minutes)]
+        # The worker imports syneg from ``source``; one thread each, for torch as for llama.cpp.
+        env = os.environ | {"PYTHONPATH": str(source), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        processes[name] = subprocess.Popen(command, env=env)
+    failed = [name for name, process in processes.items() if process.wait() != 0]
+    if failed:
+        sys.exit(f"synthesis_bench: the {', '.join(failed)} worker failed")
+    results = {"command": " ".join(sys.argv), "cpu": cpu_model(), "pairs": args.pairs,
+               "versions": {name: json.loads((args.out / name / "summary.json").read_text()) for name in versions}}
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def print_table(results: dict) -> None:
+    rows = [("pairs", "pairs"), ("candidates", "candidates"), ("accepted", "accepted"), ("acceptance", "acceptance"),
+            ("length-matched (0.7-1.3x positive)", "length_matched"), ("CPU s", "cpu_seconds"),
+            ("CPU s per accepted", "cpu_seconds_per_accepted"),
+            ("CPU s per length-matched", "cpu_seconds_per_length_matched"), ("mean words, accepted", "mean_words_accepted"),
+            ("mean length ratio, accepted", "mean_length_ratio_accepted"),
+            ("completion tokens per CPU s", "completion_tokens_per_cpu_second")]
+    names = list(results["versions"])
+    print(f"\nCPU: {results['cpu']}; {results['pairs']} SciFact train pairs\n")
+    print("| measure | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label, key in rows:
+        print(f"| {label} | " + " | ".join(str(results["versions"][n].get(key)) for n in names) + " |")
+    for name in names:
+        print(f"\n{name}: llama.cpp {results['versions'][name]['llama_cpp_system_info']}")
 
 
 def free_port() -> int:
@@ -153,78 +239,34 @@ def in_process_throughput(args: argparse.Namespace) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="/work/shared/datasets/scifact")
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets/scifact"))
     parser.add_argument("--split", default="train")
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--model", default="qwen2.5-0.5b")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--attributes", default="scifact")
-    parser.add_argument("--negatives-per-pair", type=int, default=1)
-    parser.add_argument("--max-rounds", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--in-flight", type=int, default=4)
+    parser.add_argument("--baseline", default=BASELINE, help="The git revision to compare the current tree with")
     parser.add_argument("--max-minutes", type=float, default=None)
-    parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads of the throughput measurement")
+    parser.add_argument("--in-flight", type=int, default=4)
     parser.add_argument("--llama-server", type=Path, default=None,
                         help="llama.cpp's C++ llama-server (bench/build_llama_server.sh) for the continuous-batching figures")
     parser.add_argument("--throughput-only", action="store_true", help="Measure tokens/s, then stop")
-    parser.add_argument("--out", type=Path, default=Path("bench/out/synthesis"))
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=Path("bench/out/synthesis-compare"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"command": " ".join(sys.argv), "model": args.model}
-
-    if not args.skip_server:
-        print("Throughput: in-process and llama_cpp.server ...", file=sys.stderr, flush=True)
+    if args.worker:
+        worker(args)
+        return
+    if args.throughput_only:
+        results: dict = {"command": " ".join(sys.argv), "model": args.model, "cpu": cpu_model()}
         results["in_process_tokens_per_s"] = in_process_throughput(args)
         results["server"] = server_throughput(args, args.in_flight)
         if args.llama_server:
             results["cpp_server"] = cpp_server_throughput(args, args.in_flight)
-        print(json.dumps(results), file=sys.stderr, flush=True)
-        if args.throughput_only:
-            (args.out / "throughput.json").write_text(json.dumps(results, indent=2))
-            return
-
-    dataset = load_beir(args.data, split=args.split)
-    pairs = pairs_from_beir(dataset, limit=args.pairs)
-    output, cache = args.out / "negatives.jsonl", args.out / "llm-cache.sqlite"
-    print(f"Synthesizing for {len(pairs)} pairs ...", file=sys.stderr, flush=True)
-    first = synthesize(args, pairs, output, cache)
-    results["synthesis"] = first
-
-    done = {(i.query_id, i.pos_ids[0]) for i in read_training_set(output)}
-    done_pairs = [p for p in pairs if (p.query_id, p.pos_id) in done]
-    rerun_output = args.out / "rerun.jsonl"
-    rerun_output.unlink(missing_ok=True)
-    rerun_args = argparse.Namespace(**(vars(args) | {"max_minutes": None}))
-    rerun = synthesize(rerun_args, done_pairs, rerun_output, cache)
-    results["rerun_from_cache"] = {k: rerun[k] for k in ("pairs", "requests", "cache_hits", "accepted", "seconds")}
-    # The replay walks every done pair, including those a resumed first pass skipped, through the same
-    # checks: its counts are the acceptance figures of the whole run (its timing is the cache's, not the LLM's).
-    results["all_pairs"] = {k: rerun[k] for k in ("pairs", "candidates", "accepted", "rejected", "failed_slots",
-                                                   "acceptance_rate", "check_failures", "rounds_of_accepted")}
-
-    encoder = DenseEncoder("default", show_progress=False)
-    instances = list(read_training_set(output))
-    negatives = [(i, n) for i in instances for n in i.negatives]
-    synthetic_similarity = float(np.mean([n.score for _, n in negatives])) if negatives else float("nan")
-    candidates = rerun["candidates"] or 1
-    results["quality"] = {
-        "pairs_done": len(instances),
-        "accepted": len(negatives),
-        "mean_query_similarity": {"synthetic": round(synthetic_similarity, 4)}
-        | {k: round(v, 4) for k, v in mined_similarity(dataset, {i.query_id for i in instances}, encoder).items()},
-        "mean_positive_query_similarity": round(float(np.mean([i.pos_scores[0] for i in instances])), 4),
-        "answer_leak_rate_of_candidates": round(rerun["check_failures"].get("no_answer_leak", 0) / candidates, 4),
-        "mean_answer_leak_of_accepted": round(float(np.mean([n.scores["answer_leak"] for _, n in negatives])), 4) if negatives else None,
-    }
-    (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
-    print("\nExamples:")
-    for instance, negative in negatives[:5]:
-        print(f"\n- query: {instance.query}\n  positive: {instance.pos[0][:300]}...\n  negative: {negative.text}\n"
-              f"  aspect: {negative.details.get('aspect')}; reasoning: {negative.details.get('reasoning')}\n"
-              f"  attributes: {negative.details['attributes']}; rounds: {negative.details['rounds']}; "
-              f"query similarity {negative.score}, positive similarity {negative.scores['positive_similarity']}")
+        (args.out / "throughput.json").write_text(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2))
+        return
+    print_table(compare(args))
 
 
 if __name__ == "__main__":

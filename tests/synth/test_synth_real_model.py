@@ -48,7 +48,8 @@ def test_output_is_a_training_set_with_provenance(smol_run, demo_pairs):
         assert set(details["attributes"]) == {"domain", "difficulty", "length"}
         assert details["generator"] == "llama.cpp:smollm2-135m" and details["rounds"] == 0
         assert all(check["passed"] for check in details["checks"].values())
-        assert {"on_topic", "not_paraphrase", "below_positive", "no_answer_leak", "not_duplicate", "length", "not_echo"} == set(details["checks"])
+        assert {"on_topic", "not_paraphrase", "below_positive", "no_answer_leak", "not_duplicate", "length", "not_echo",
+                "not_degenerate"} == set(details["checks"])
 
 
 def test_rerun_is_served_from_cache(smol_run, demo_pairs, encoder):
@@ -136,3 +137,24 @@ def test_cli_with_the_embedded_default_model(tmp_path):
     assert stats["accepted"] + stats["rejected"] == stats["candidates"]
     record = json.loads(output.read_text().splitlines()[0])
     assert record["query_id"] and record["pos_ids"]
+
+
+@pytest.mark.slow
+def test_qwen_writes_length_matched_passages_in_the_corpus_form(scifact_path, tmp_path, encoder):
+    """The default generator on real SciFact pairs: every kept negative is within 0.7-1.3x its positive's
+    length and passes the degeneration check; every passage was asked for as free text (no grammar)."""
+    from syneg.synth.checks import degeneration, words
+
+    pairs = pairs_from_beir(load_beir(scifact_path, "train"), limit=2)
+    client = make_client("llama.cpp", "qwen2.5-0.5b", cache=tmp_path / "cache.sqlite")
+    synthesizer = Synthesizer(client, attributes=AttributeSet.from_spec("scifact"), negatives_per_pair=1, max_rounds=2,
+                              encoder=encoder)
+    stats = synthesizer.run(pairs, tmp_path / "out.jsonl", show_progress=False)
+    free_text = [json.loads(value) for (value,) in client.cache._db.execute("SELECT value FROM completions")]
+    passages = [c["text"] for c in free_text if not c["text"].lstrip().startswith("{")]
+    assert passages and stats["candidates"] >= len(pairs)
+    for instance in read_training_set(tmp_path / "out.jsonl"):
+        for negative in instance.negatives:
+            ratio = len(words(negative.text)) / len(words(instance.pos[0]))
+            assert 0.7 <= ratio <= 1.3 and not degeneration(negative.text, instance.pos[0])
+            assert negative.details["checks"]["length"]["passed"] and negative.details["checks"]["not_degenerate"]["passed"]

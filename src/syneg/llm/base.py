@@ -38,6 +38,8 @@ class ChatRequest:
         max_tokens: Upper bound on generated tokens.
         temperature: Sampling temperature.
         seed: Sampling seed; part of the cache key, so a different seed asks again.
+        repeat_penalty: llama.cpp's penalty on tokens already in the answer (1.0: none), against the
+            repetition loops small models fall into in long texts. In-process llama.cpp only.
     """
 
     messages: tuple[tuple[str, str], ...]
@@ -45,6 +47,7 @@ class ChatRequest:
     max_tokens: int = 200
     temperature: float = 0.7
     seed: int = 0
+    repeat_penalty: float = 1.0
 
     @classmethod
     def chat(cls, system: str | None, user: str, **kwargs: Any) -> ChatRequest:
@@ -65,6 +68,8 @@ class ChatRequest:
             "temperature": self.temperature,
             "seed": self.seed,
         }
+        if self.repeat_penalty != 1.0:  # only then: the keys of earlier answers stay valid
+            payload["repeat_penalty"] = self.repeat_penalty
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -94,6 +94,7 @@ class LlamaCppBackend:
                     max_tokens=request.max_tokens,
                     temperature=request.temperature,
                     seed=request.seed,
+                    repeat_penalty=request.repeat_penalty,
                     **kwargs,
                 )
             except ValueError as error:  # e.g. a prompt longer than the context

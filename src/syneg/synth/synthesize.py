@@ -80,6 +80,9 @@ class Reflection(BaseModel):
     topic: str
     aspect: str
     reasoning: str
+    # The passage's title: asked with the reflection, since a small model told to write a title and an
+    # abstract often stops after the title.
+    title: str = ""
 
 
 # Reasoning comes before the text (the paper's reflection); naming the aspect first keeps small
@@ -109,6 +112,8 @@ TOKENS_PER_WORD = 1.6
 # A 0.5B model writes 60-70 words per part of a structured abstract whatever length it is asked for,
 # so the length attribute is met by asking for as many parts as the positive's length needs.
 WORDS_PER_SECTION = 65
+# llama.cpp's long-standing default: without it, half the long passages of a 0.5B model loop.
+REPEAT_PENALTY = 1.1
 SECTIONS = {
     1: (),
     2: ("BACKGROUND", "CONCLUSIONS"),
@@ -407,18 +412,21 @@ class Synthesizer:
             # The revision reasons go to the reflection only: a small model shown them while writing copies
             # them into the text, and a new aspect is what most failures (on topic, leak, paraphrase) need.
             user = self.templates.render("reflect", query=pair.query, positive=positive)
-            properties = {"topic": {"type": "string", "minLength": 3, "maxLength": 60}} | REFLECTION_PROPERTIES
-            schema = {"type": "object", "properties": properties, "required": ["topic", "aspect", "reasoning"]}
+            properties = ({"topic": {"type": "string", "minLength": 3, "maxLength": 60}} | REFLECTION_PROPERTIES
+                          | {"title": {"type": "string", "minLength": 8, "maxLength": 150}})
+            schema = {"type": "object", "properties": properties, "required": ["topic", "aspect", "reasoning", "title"]}
             reflection, _ = await self.client.generate(
-                ChatRequest.chat(system, user + follow_up, schema=schema, **(common | {"max_tokens": 110})), Reflection
+                ChatRequest.chat(system, user + follow_up, schema=schema, **(common | {"max_tokens": 150})), Reflection
             )
         labels = SECTIONS[sections]
         layout = (
-            f"Then write the abstract in {len(labels)} parts, each starting with its label in capitals: {', '.join(labels)}."
-            if labels else "Then write the abstract below it as one plain paragraph."
+            f"Write it in {len(labels)} parts, each starting with its label in capitals: {', '.join(labels)}."
+            if labels else "Write it as one plain paragraph."
         )
+        title = " ".join(reflection.title.split()).strip('"')
         user = self.templates.render(
             "write",
+            title=title,
             aspect=reflection.aspect.strip(),
             topic=reflection.topic.strip(),
             subject=pair.query,
@@ -427,8 +435,12 @@ class Synthesizer:
         )
         # Free text, not JSON: the passage is long, and a grammar would cost more than the model per token.
         budget = int(TOKENS_PER_WORD * max(target_words, WORDS_PER_SECTION * sections)) + 40
-        completion = await self.client.generate_text(ChatRequest.chat(system, user, **(common | {"max_tokens": budget})))
+        completion = await self.client.generate_text(
+            ChatRequest.chat(system, user, **(common | {"max_tokens": budget, "repeat_penalty": REPEAT_PENALTY}))
+        )
         text, notes = as_passage(completion.text, keep_section_labels=is_structured(pair.positive))
+        if title and not text.lower().startswith(title.lower()):
+            text = f"{title} {text}"  # the corpus's form: title, then text (Document.full_text)
         if sections > 1:
             notes.insert(0, f"asked for {sections} parts")
         return Candidate(text, reflection.aspect, reflection.reasoning, notes, reflection)
