@@ -80,11 +80,13 @@ def test_echo_of_the_reasoning_is_caught():
 
 
 def test_echo_of_the_instruction_wording_is_caught_and_can_be_turned_off():
-    # Real Qwen 0.5B output of the SciFact synthesis, shaped by the write prompt's own words.
+    # Real Qwen 0.5B output of the first SciFact synthesis, shaped by that write prompt's own words.
     echo = ("The bioinformatic analysis identifies lineage specifiers that replace OCT, in the field of "
             "Transcriptome Analysis, as a textbook would. This is because OCT is a common identifier.")
-    pieces = PromptTemplates().fixed_pieces("write")
+    pieces = ["Write three factual sentences about", ", in the field of", ", as a textbook would."]
     assert is_echo(echo, instruction=pieces) == "in the field of"
+    assert is_echo("Here is the abstract of the research article on OCT.",
+                   instruction=PromptTemplates().fixed_pieces("write")) == "abstract of the research"
     assert not is_echo(GOOD, instruction=pieces)
     assert not is_echo(echo, instruction=pieces, instruction_words=0)
     # Words the prompt was given (its placeholders: query, aspect, topic) are not the instruction's.
