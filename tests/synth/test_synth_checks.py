@@ -86,7 +86,7 @@ def test_echo_of_the_instruction_wording_is_caught_and_can_be_turned_off():
     pieces = ["Write three factual sentences about", ", in the field of", ", as a textbook would."]
     assert is_echo(echo, instruction=pieces) == "in the field of"
     assert is_echo("Here is the abstract of the research article on OCT.",
-                   instruction=PromptTemplates().fixed_pieces("write")) == "abstract of the research"
+                   instruction=PromptTemplates().fixed_pieces("write")) == "the abstract of the"
     assert not is_echo(GOOD, instruction=pieces)
     assert not is_echo(echo, instruction=pieces, instruction_words=0)
     # Words the prompt was given (its placeholders: query, aspect, topic) are not the instruction's.
