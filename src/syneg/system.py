@@ -13,7 +13,10 @@ child (SIGILL), never the caller.
 
 Example::
 
-    >>> "avx2" in {status.key for status in instruction_sets()}
+    >>> choice = encoding_backend()
+    >>> choice.backend, choice.precision
+    ('torch', 'fp32')
+    >>> "avx2" in usable_instruction_sets() or "avx2" not in cpu_flags()
     True
 """
 

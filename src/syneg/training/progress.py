@@ -11,7 +11,8 @@ from syneg.progress import Progress
 
 
 class TrainingProgress(TrainerCallback):
-    """Steps done (of the run's total, counted from a resumed checkpoint's step) and the last logged loss."""
+    """Steps done (of the run's total, counted from a resumed checkpoint's step), the last logged loss, and
+    at the end the mean loss."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
@@ -24,5 +25,8 @@ class TrainingProgress(TrainerCallback):
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        # The loss is logged every ``logging_steps``, so the step it belongs to is shown with it.
         if logs and "loss" in logs:
-            self.progress.update(state.global_step, f"loss {float(logs['loss']):.4f}")
+            self.progress.update(state.global_step, f"loss {float(logs['loss']):.4f} at step {state.global_step}")
+        elif logs and "train_loss" in logs:
+            self.progress.update(state.global_step, f"mean loss {float(logs['train_loss']):.4f}")
