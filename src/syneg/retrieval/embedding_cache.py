@@ -16,6 +16,8 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+EMBEDDINGS_FOLDER = "embeddings"
+
 
 def default_cache_dir() -> Path:
     """``$SYNEG_CACHE_DIR`` when set, else the user's cache directory (``~/.cache/syneg``)."""
@@ -42,8 +44,9 @@ class EmbeddingCache:
     """
 
     def __init__(self, root: str | Path, model_fingerprint: str) -> None:
-        self.folder = Path(root) / "embeddings" / model_fingerprint
+        self.folder = Path(root) / EMBEDDINGS_FOLDER / model_fingerprint
         self.folder.mkdir(parents=True, exist_ok=True)
+        os.utime(self.folder)  # marks the last use, which `syneg cache prune --older-than` reads
         self._rows: dict[str, tuple[int, int]] = {}
         self._shards: list[np.ndarray] = []
         for keys_path in sorted(self.folder.glob("*.keys")):

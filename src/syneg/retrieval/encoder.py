@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from syneg.progress import Progress
 from syneg.retrieval.embedding_cache import EmbeddingCache, default_cache_dir
+from syneg.retrieval.onnx_backend import EXPORTS_FOLDER
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -50,6 +51,13 @@ def resolve_model(name_or_path: str) -> str:
     return name_or_path
 
 
+def model_label(name_or_path: str) -> str:
+    """The readable part of a model's cache names: its folder's name (the package's, for the embedded default)."""
+    path = Path(name_or_path)
+    label = path.name if path.is_dir() else name_or_path.replace("/", "__")
+    return path.parent.name if label == "model" else label  # the packaged default lives in a folder called "model"
+
+
 def model_fingerprint(name_or_path: str, **settings: object) -> str:
     """A key that changes when the model's files or any encoding setting change.
 
@@ -63,10 +71,7 @@ def model_fingerprint(name_or_path: str, **settings: object) -> str:
             stat = file.stat()
             digest.update(f"{file.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     digest.update(repr(sorted(settings.items())).encode())
-    label = path.name if path.is_dir() else name_or_path.replace("/", "__")
-    if label == "model":  # the packaged default lives in a folder called "model"
-        label = path.parent.name
-    return f"{label}-{digest.hexdigest()[:16]}"
+    return f"{model_label(name_or_path)}-{digest.hexdigest()[:16]}"
 
 
 class DenseEncoder:
@@ -140,7 +145,7 @@ class DenseEncoder:
                 export_key = model_fingerprint(self.model_path, max_seq_length=self._max_seq_length)
                 self._model = OnnxSentenceEncoder(
                     self.model_path,
-                    self.cache_dir / "onnx" / export_key,
+                    self.cache_dir / EXPORTS_FOLDER / export_key,
                     quantize=self.backend == "onnx-int8",
                     max_seq_length=self._max_seq_length,
                 )
@@ -176,29 +181,26 @@ class DenseEncoder:
         # and the slowest chunk comes first, so the progress bar's estimate errs on the safe side.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         vectors: np.ndarray | None = None
-        with tqdm(total=len(texts), desc=description, unit="text", disable=not self.show_progress) as progress:
+        with Progress(description, total=len(texts), unit="texts", enabled=self.show_progress) as progress:
             for start in range(0, len(order), self.chunk_size):
                 chunk = order[start : start + self.chunk_size]
                 chunk_texts = [texts[i] for i in chunk]
-                started = time.perf_counter()
-                chunk_vectors = np.asarray(
-                    self.model.encode(
-                        chunk_texts,
-                        batch_size=self.batch_size,
-                        normalize_embeddings=True,
-                        convert_to_numpy=True,
-                        show_progress_bar=False,
-                    ),
-                    dtype=np.float32,
-                )
-                self.encode_seconds += time.perf_counter() - started
+                # One batch per call: the texts are in length order already, and the bar moves every batch.
+                batches = []
+                for offset in range(0, len(chunk_texts), self.batch_size):
+                    batch = chunk_texts[offset : offset + self.batch_size]
+                    started = time.perf_counter()
+                    batches.append(self.model.encode(batch, batch_size=self.batch_size, normalize_embeddings=True,
+                                                     convert_to_numpy=True, show_progress_bar=False))  # fmt: skip
+                    self.encode_seconds += time.perf_counter() - started
+                    progress.advance(len(batch))
+                chunk_vectors = np.vstack(batches).astype(np.float32)
                 if vectors is None:
                     vectors = np.empty((len(texts), chunk_vectors.shape[1]), dtype=np.float32)
                 vectors[chunk] = chunk_vectors
                 if self.cache is not None:
                     self.cache.put(chunk_texts, chunk_vectors)
                 self.encoded_count += len(chunk)
-                progress.update(len(chunk))
         assert vectors is not None
         return vectors
 

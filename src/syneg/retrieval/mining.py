@@ -31,9 +31,9 @@ from typing import Literal
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from tqdm.auto import tqdm
 
 from syneg.data import BeirDataset, Negative, TrainingInstance
+from syneg.progress import Progress
 from syneg.retrieval.bm25 import BM25Retriever
 from syneg.retrieval.dense import DenseRetriever
 from syneg.retrieval.encoder import Backend, DenseEncoder
@@ -201,7 +201,7 @@ def mine(
     rankings: dict[str, list[list[str]]] = {}
     query_embeddings = None
     if retriever in ("bm25", "both"):
-        bm25 = BM25Retriever(dataset.corpus, show_progress=show_progress)
+        bm25 = BM25Retriever(dataset.corpus)
         rankings["bm25"] = bm25.search(query_texts, k=depth).doc_ids
     if retriever in ("dense", "both"):
         encoder = encoder or DenseEncoder(
@@ -224,66 +224,68 @@ def mine(
             known["bm25"] = bm25.score(query_texts[index], doc_ids)
         return known
 
-    for index, query_id in enumerate(tqdm(query_ids, desc="Selecting negatives", disable=not show_progress)):
-        positive_ids = positives[query_id]
-        positive_scores = scores_of(index, positive_ids)
-        threshold_base = float(positive_scores[scorer].min()) if positive_ids else None
+    with Progress("Selecting negatives", total=len(query_ids), unit="queries", enabled=show_progress) as progress:
+        for index, query_id in enumerate(query_ids):
+            positive_ids = positives[query_id]
+            positive_scores = scores_of(index, positive_ids)
+            threshold_base = float(positive_scores[scorer].min()) if positive_ids else None
 
-        per_source: dict[str, list[tuple[str, dict[str, float]]]] = {}
-        for source, ranking in rankings.items():
-            # Walk the ranking until range_max non-positives are in hand; positives passed on the way
-            # count as candidates removed (the ranking is range_max + the query's positives deep).
-            candidates: list[str] = []
-            for doc_id in ranking[index]:
-                if len(candidates) == range_max:
-                    break
-                if doc_id in excluded[query_id]:
-                    stats.removed["positives"] += 1
-                    stats.candidates += 1
-                else:
-                    candidates.append(doc_id)
-            stats.candidates += len(candidates)
-            candidate_scores = scores_of(index, candidates)
-            survivors = []
-            for position, doc_id in enumerate(candidates):
-                score = float(candidate_scores[scorer][position])
-                failed = _failed_filter(score, threshold_base, filters)
-                if failed:
-                    stats.removed[failed] += 1
-                    continue
-                survivors.append((doc_id, {name: float(values[position]) for name, values in candidate_scores.items()}))
-            stats.removed["range_min"] += min(range_min, len(survivors))
-            survivors = survivors[range_min:]
-            if sampling_strategy == "random" and len(survivors) > num_negatives:
-                chosen = sorted(rng.choice(len(survivors), size=num_negatives, replace=False))
-                survivors = [survivors[i] for i in chosen]
-            per_source[source] = survivors
+            per_source: dict[str, list[tuple[str, dict[str, float]]]] = {}
+            for source, ranking in rankings.items():
+                # Walk the ranking until range_max non-positives are in hand; positives passed on the way
+                # count as candidates removed (the ranking is range_max + the query's positives deep).
+                candidates: list[str] = []
+                for doc_id in ranking[index]:
+                    if len(candidates) == range_max:
+                        break
+                    if doc_id in excluded[query_id]:
+                        stats.removed["positives"] += 1
+                        stats.candidates += 1
+                    else:
+                        candidates.append(doc_id)
+                stats.candidates += len(candidates)
+                candidate_scores = scores_of(index, candidates)
+                survivors = []
+                for position, doc_id in enumerate(candidates):
+                    score = float(candidate_scores[scorer][position])
+                    failed = _failed_filter(score, threshold_base, filters)
+                    if failed:
+                        stats.removed[failed] += 1
+                        continue
+                    survivors.append((doc_id, {name: float(values[position]) for name, values in candidate_scores.items()}))
+                stats.removed["range_min"] += min(range_min, len(survivors))
+                survivors = survivors[range_min:]
+                if sampling_strategy == "random" and len(survivors) > num_negatives:
+                    chosen = sorted(rng.choice(len(survivors), size=num_negatives, replace=False))
+                    survivors = [survivors[i] for i in chosen]
+                per_source[source] = survivors
 
-        negatives = [
-            Negative(text=dataset.corpus[doc_id].full_text, source=source, id=doc_id, score=scores[scorer], scores=scores)
-            for source, doc_id, scores in _interleave(per_source, num_negatives)
-        ]
-        if len(negatives) < num_negatives:
-            stats.short_queries += 1
-            stats.short_instances += len(positive_ids)
-        for negative in negatives:
-            stats.by_source[negative.source] = stats.by_source.get(negative.source, 0) + len(positive_ids)
-        for position, positive_id in enumerate(positive_ids):
-            positive_score = float(positive_scores[scorer][position])
-            instances.append(
-                TrainingInstance(
-                    query_id=query_id,
-                    query=dataset.queries[query_id],
-                    pos_ids=[positive_id],
-                    pos=[dataset.corpus[positive_id].full_text],
-                    pos_scores=[positive_score],
-                    negatives=list(negatives),
-                )
-            )
-            stats.positive_scores.append(positive_score)
+            negatives = [
+                Negative(text=dataset.corpus[doc_id].full_text, source=source, id=doc_id, score=scores[scorer], scores=scores)
+                for source, doc_id, scores in _interleave(per_source, num_negatives)
+            ]
+            if len(negatives) < num_negatives:
+                stats.short_queries += 1
+                stats.short_instances += len(positive_ids)
             for negative in negatives:
-                stats.negative_scores.append(negative.score)
-                stats.differences.append(positive_score - negative.score)
+                stats.by_source[negative.source] = stats.by_source.get(negative.source, 0) + len(positive_ids)
+            for position, positive_id in enumerate(positive_ids):
+                positive_score = float(positive_scores[scorer][position])
+                instances.append(
+                    TrainingInstance(
+                        query_id=query_id,
+                        query=dataset.queries[query_id],
+                        pos_ids=[positive_id],
+                        pos=[dataset.corpus[positive_id].full_text],
+                        pos_scores=[positive_score],
+                        negatives=list(negatives),
+                    )
+                )
+                stats.positive_scores.append(positive_score)
+                for negative in negatives:
+                    stats.negative_scores.append(negative.score)
+                    stats.differences.append(positive_score - negative.score)
+            progress.advance()
     stats.instances = len(instances)
     if verbose:
         stats.print()

@@ -12,11 +12,15 @@ special tokens are exactly those of sentence-transformers.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+# The exports' folder under the syneg cache root, one subfolder per model fingerprint.
+EXPORTS_FOLDER = "onnx"
 
 
 class OnnxSentenceEncoder:
@@ -47,6 +51,7 @@ class OnnxSentenceEncoder:
         fp32_path = folder / "model.onnx"
         if not fp32_path.exists():
             self._export(fp32_path)
+        os.utime(folder)  # marks the last use, which `syneg cache prune --older-than` reads
         path = fp32_path
         if quantize:
             path = folder / "model_qint8.onnx"

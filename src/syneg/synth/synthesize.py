@@ -33,7 +33,6 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
-from tqdm.auto import tqdm
 
 from syneg.data import (
     BeirDataset,
@@ -44,6 +43,7 @@ from syneg.data import (
     write_training_set,
 )
 from syneg.llm import ChatRequest, LLMClient, LLMError
+from syneg.progress import Progress
 from syneg.synth.attributes import AttributeSet
 from syneg.synth.checks import CheckConfig, CheckResult, run_checks, sentences, similarity_window, words
 from syneg.synth.prompts import PromptTemplates
@@ -613,25 +613,20 @@ class Synthesizer:
             query_vectors = self.encoder.encode_queries([p.query for p in todo])
             positive_vectors = self.encoder.encode_documents([p.positive for p in todo])
         semaphore = asyncio.Semaphore(self.concurrency)
-        progress = tqdm(total=len(todo), desc="Synthesizing", unit="pair", disable=not show_progress)
 
-        async def one(index: int) -> None:
+        async def one(index: int, progress: Progress) -> None:
             async with semaphore:
                 instance = await self.synthesize_pair(todo[index], query_vectors[index], positive_vectors[index])
             write_training_set(output, [instance], append=True)
             self.stats.pairs += 1
             elapsed = max(1e-9, time.perf_counter() - start)
-            progress.set_postfix(
-                accepted=self.stats.accepted,
-                rate=f"{self.stats.accepted / max(1, self.stats.candidates):.0%}",
-                per_min=f"{60 * self.stats.accepted / elapsed:.1f}",
-            )
-            progress.update(1)
+            progress.advance(1, f"accepted {self.stats.accepted:,} ({self.stats.accepted / max(1, self.stats.candidates):.0%} "
+                                f"of candidates) · {60 * self.stats.accepted / elapsed:.1f} accepted/min")
 
         try:
-            await asyncio.gather(*(one(i) for i in range(len(todo))))
+            with Progress("Synthesizing", total=len(todo), unit="pairs", enabled=show_progress) as progress:
+                await asyncio.gather(*(one(i, progress) for i in range(len(todo))))
         finally:
-            progress.close()
             self.stats.seconds += time.perf_counter() - start
         return self.report()
 

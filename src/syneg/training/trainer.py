@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syneg.data import TrainingInstance, read_training_set
+from syneg.progress import Progress
 from syneg.training.card import write_model_card
 from syneg.training.dataset import TrainingData, to_dataset
 from syneg.training.loss import DEFAULT_TEMPERATURE, TrainLoss, build_loss
@@ -56,6 +57,7 @@ def train(
     logging_steps: int = 10,
     resume_from_checkpoint: bool | str = False,
     evaluation: dict[str, float] | None = None,
+    show_progress: bool = True,
 ) -> TrainResult:
     """Fine-tune ``model`` with InfoNCE over each row's positive, hard negatives and in-batch negatives.
 
@@ -98,6 +100,7 @@ def train(
             (starting fresh when there is none); a path resumes from that checkpoint.
         evaluation: Metrics to record in the model card (more can be added later with
             :func:`syneg.training.write_model_card`).
+        show_progress: Show syneg's progress bar (step, loss, ETA); the trainer's own is always off.
 
     Returns:
         A :class:`TrainResult`.
@@ -120,9 +123,11 @@ def train(
         SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.base.sampler import BatchSamplers
+    from transformers import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     from syneg.retrieval.encoder import resolve_model
+    from syneg.training.progress import TrainingProgress
 
     if not 0 <= warmup_ratio < 1:
         raise ValueError(f"warmup_ratio must be in [0, 1) (got {warmup_ratio})")
@@ -184,9 +189,14 @@ def train(
         logging_first_step=True,
         report_to="none",
         dataloader_pin_memory=False,
+        disable_tqdm=True,
     )
     trainer = SentenceTransformerTrainer(model=encoder, args=args, train_dataset=data.dataset, loss=criterion)
-    output = trainer.train(resume_from_checkpoint=resume)
+    # Without its bar, the trainer prints each log dictionary on stdout; syneg's bar shows the loss instead.
+    trainer.remove_callback(PrinterCallback)
+    with Progress("Training", unit="steps", enabled=show_progress) as progress:
+        trainer.add_callback(TrainingProgress(progress))
+        output = trainer.train(resume_from_checkpoint=resume)
     encoder.save(str(output_dir))
 
     hyperparameters = {

@@ -1,0 +1,32 @@
+"""The trainer's progress in syneg's display: a callback that drives a :class:`syneg.progress.Progress`
+with the step, the loss and the ETA, in place of the trainer's own bar and printed log dictionaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from syneg.progress import Progress
+
+
+class TrainingProgress(TrainerCallback):
+    """Steps done (of the run's total, counted from a resumed checkpoint's step), the last logged loss, and
+    at the end the mean loss."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.progress.start(state.max_steps, completed=state.global_step)
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.progress.update(state.global_step)
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        # The loss is logged every ``logging_steps``, so the step it belongs to is shown with it.
+        if logs and "loss" in logs:
+            self.progress.update(state.global_step, f"loss {float(logs['loss']):.4f} at step {state.global_step}")
+        elif logs and "train_loss" in logs:
+            self.progress.update(state.global_step, f"mean loss {float(logs['train_loss']):.4f}")
