@@ -146,7 +146,7 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
     capsys.readouterr()
     rows_resumed = run(path, output=run_dir)
     log = capsys.readouterr().err
-    assert "mine: done before, skipped" in log and "mix/bm25/seed-1: done before, skipped" in log
+    assert "▶ mine" not in log and "mix/bm25/seed-1: done before, skipped" in log
     assert "▶ train/bm25/seed-1" in log and "▶ evaluate/arms/bm25/seed-1" in log
     assert resumed_from == [str(checkpoint)]
     assert json.loads((run_dir / "stages" / "train__bm25__seed-1.json").read_text())["info"]["steps"] == 3
@@ -154,20 +154,19 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
     assert len(rows_resumed) == len(rows)
 
     # A clone at another place that keeps markers and metrics but not models, training sets or pools (as
-    # the experiments commit them): evaluated arms are not retrained; a stage needed again whose output
-    # is gone is redone.
+    # the experiments commit them): evaluated arms are not retrained, nor mined for; a stage needed again
+    # whose output is gone is redone.
     clone = tmp_path / "clone" / "elsewhere"
     shutil.copytree(run_dir, clone / "run", ignore=shutil.ignore_patterns("model", "train.jsonl", "mined.jsonl"))
     path, run_dir, arm = write_config(clone, FAST_CONFIG), clone / "run", clone / "run" / "arms" / "bm25" / "seed-1"
     capsys.readouterr()
     assert run(path, output=run_dir, arms=["bm25"]) == [r for r in rows if r["arm"] == "bm25"]
     log = capsys.readouterr().err
-    assert "mined.jsonl is gone, redoing it" in log  # mining comes first and is cheap with the cache
-    assert "bm25/seed-1: evaluated before, skipped" in log and "▶ train" not in log
+    assert "bm25/seed-1: evaluated before, skipped" in log and "▶ train" not in log and "▶ mine" not in log
     assert not (arm / "model").exists()
     run(path, output=run_dir, until="mix")
     log = capsys.readouterr().err
-    assert "is gone, redoing it" in log and "▶ mix/bm25/seed-1" in log and (arm / "train.jsonl").is_file()
+    assert "mined.jsonl is gone, redoing it" in log and "▶ mix/bm25/seed-1" in log and (arm / "train.jsonl").is_file()
 
     # A changed training setting redoes training and evaluation only, not mining or mixing.
     changed = FAST_CONFIG | {"train": FAST_CONFIG["train"] | {"temperature": 0.05}}
@@ -178,10 +177,11 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
     assert "mix/bm25/seed-1: done before, skipped" in log
     assert "train/bm25/seed-1: settings changed since it ran" in log
 
-    # results.json follows the config: the rows of an arm removed from it are dropped.
+    # results.json follows the config, and keeps the rows of an arm removed from it, marked stale.
     write_config(clone, FAST_CONFIG | {"arms": FAST_CONFIG["arms"][:1]})
-    run(path, output=run_dir)
-    assert {r["arm"] for r in json.loads((run_dir / "results.json").read_text())} == {"zero-shot"}
+    assert {r["arm"] for r in run(path, output=run_dir)} == {"zero-shot"}
+    assert {(r["arm"], r.get("stale")) for r in json.loads((run_dir / "results.json").read_text())} == {
+        ("zero-shot", None), ("bm25", "arm removed from the config")}
 
 
 def test_unknown_arm_or_seed_is_an_error(tmp_path):

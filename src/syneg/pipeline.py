@@ -4,21 +4,34 @@
 output in a run folder::
 
     RUN/
-      config.yaml              the resolved config, as run
+      config.yaml              the config as run, its paths relative to the run folder
       splits.json              training and validation query ids
       mined.jsonl              retrieved negatives (syneg mine)
       synthetic.jsonl          LLM negatives (syneg synthesize; or ``synthesize.file``)
       baselines/<name>/        metrics.json of bm25 and the zero-shot backbone
       arms/<arm>/seed-<s>/     train.jsonl (syneg mix), model/ (syneg train), metrics.json
       results.json             one row per (arm, seed, split): what ``syneg report`` reads
-      stages/<stage>.json      completion markers
+      stages/<stage>.json      completion markers: settings, their fingerprint, the stage's counts
 
 **Resuming.** A stage is skipped when its marker exists *and* records the same settings (its own and
 those of the stages it reads from). A changed setting reruns that stage and every stage downstream
 of it; an unchanged one is never redone. Within a stage, long work resumes on its own: synthesis
 appends pair by pair and skips done pairs, training resumes from its last checkpoint, and the
 embedding cache keeps every encoded text. So a run stopped at any point and started again picks up
-where it was.
+where it was. A stage whose output is needed no more (mining, when every arm to run was evaluated
+before) is not redone, even where its output is gone, as in a clone that commits markers and results.
+
+**Portable run folders.** Fingerprints depend on content and settings, never on where the data
+sits or how it is reached: the dataset is fingerprinted by the digest of its files
+(:func:`syneg.data.dataset_digest`), and the paths settings hold are relative to the run folder.
+So a clone at another place, with ``../shared`` a symbolic link or a copy, finds its committed
+stages done. Markers of the path-based format of earlier versions are rewritten on the first run
+(:func:`migrate_markers`).
+
+**Results are never dropped.** ``results.json`` holds every arm and seed evaluated with the config's
+current settings, whether this run or an earlier one evaluated it; an earlier row that is no longer
+the config's (its arm's settings changed, or the arm or seed left the config) is kept with a
+``stale`` field saying why, and ``syneg report`` leaves it out of its tables and lists it apart.
 
 **Arms and seeds.** ``arms`` lists the training sets to compare (a mix strategy with optional
 overrides of the ratio, the retrieved sources, the temperature or the number of negatives);
@@ -64,10 +77,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rich.console import Console
 from rich.table import Table
 
-from syneg.data import BeirDataset, DataError, demo_path, load_beir, negatives_per_instance
+from syneg.data import BeirDataset, DataError, dataset_digest, demo_path, load_beir, negatives_per_instance
 from syneg.evaluation import DEFAULT_METRICS
 from syneg.progress import activity, status_console
-from syneg.report import COMPOSITION_PREFIX, SHOWN_METRICS, aggregate, mean_std_cell
+from syneg.report import COMPOSITION_PREFIX, SHOWN_METRICS, aggregate, load_rows, mean_std_cell
 
 logger = logging.getLogger(__name__)
 
@@ -231,22 +244,39 @@ class RunConfig(_Section):
         return config.resolved(path.parent)
 
     def resolved(self, base: Path) -> RunConfig:
-        """Paths made absolute against ``base`` (``data: demo`` is the shipped demo dataset)."""
+        """Paths made absolute against ``base`` (``data: demo`` is the shipped demo dataset). Symbolic
+        links are kept as written, so that paths read back relative to a run folder are the user's."""
+        config = self._with_paths(lambda path: Path(os.path.abspath(base / path)))
+        return config.model_copy(update={"data": demo_path()}) if str(self.data) == "demo" else config
 
-        def absolute(value: Path | None) -> Path | None:
-            return None if value is None or value.is_absolute() else (base / value).resolve()
+    def portable(self, folder: Path) -> dict[str, Any]:
+        """The config as plain data with its paths relative to ``folder``, the run folder (``output: .``):
+        what a run folder keeps as ``config.yaml``, free of the machine's paths and readable from there."""
+        config = self._with_paths(lambda path: Path(_relative(path, folder)))
+        return json.loads(config.model_dump_json()) | {"output": "."}
 
-        update: dict[str, Any] = {"data": demo_path() if str(self.data) == "demo" else absolute(self.data) or self.data}
-        if self.output is not None:
-            update["output"] = absolute(self.output) or self.output
+    def _with_paths(self, convert: Callable[[Path], Path]) -> RunConfig:
+        """A copy with ``convert`` applied to every path the config holds."""
         synthesize = self.synthesize.model_copy(
-            update={k: absolute(getattr(self.synthesize, k)) or getattr(self.synthesize, k) for k in ("file", "cache")}
+            update={key: convert(path) for key in ("file", "cache") if (path := getattr(self.synthesize, key)) is not None}
         )
-        attributes = self.synthesize.attributes
-        if attributes and (attributes.endswith((".yaml", ".yml")) or "/" in attributes):
-            synthesize.attributes = str(absolute(Path(attributes)) or attributes)
-        update["synthesize"] = synthesize
+        if _names_attribute_file(self.synthesize.attributes):
+            synthesize.attributes = str(convert(Path(str(self.synthesize.attributes))))
+        update: dict[str, Any] = {"data": convert(self.data), "synthesize": synthesize}
+        if self.output is not None:
+            update["output"] = convert(self.output)
         return self.model_copy(update=update)
+
+
+def _names_attribute_file(spec: str | None) -> bool:
+    """Whether ``synthesize.attributes`` is a path (to a YAML file) rather than a shipped example's name."""
+    return bool(spec) and (str(spec).endswith((".yaml", ".yml")) or "/" in str(spec))
+
+
+def _relative(path: str | Path, folder: Path) -> str:
+    """``path`` relative to ``folder``, symbolic links kept as reached, or ``demo`` for the shipped demo
+    dataset: how run folders record paths, the same in every clone of the same layout."""
+    return "demo" if Path(path) == demo_path() else os.path.relpath(path, folder)
 
 
 def demo_config_path() -> Path:
@@ -269,13 +299,24 @@ class _Stages:
     def _marker(self, name: str) -> Path:
         return self.folder / (name.replace("/", "__") + ".json")
 
-    def _recorded(self, name: str) -> dict[str, Any] | None:
+    def recorded(self, name: str) -> dict[str, Any] | None:
+        """A stage's marker (fingerprint, settings, info), or None when it has none."""
         marker = self._marker(name)
-        return json.loads(marker.read_text()) if marker.is_file() else None
+        return self._read(marker) if marker.is_file() else None
+
+    @staticmethod
+    def _read(marker: Path) -> dict[str, Any]:
+        try:
+            recorded = json.loads(marker.read_text())
+            if isinstance(recorded, dict) and {"fingerprint", "settings", "info"} <= recorded.keys():
+                return recorded
+        except json.JSONDecodeError:
+            pass
+        raise DataError(f"{marker}: not a stage marker (fingerprint, settings, info); delete it to redo the stage")
 
     def done(self, name: str, settings: Any) -> dict[str, Any] | None:
         """The info of a stage done with these settings, else None."""
-        recorded = self._recorded(name)
+        recorded = self.recorded(name)
         return recorded["info"] if recorded and recorded.get("fingerprint") == self.fingerprint(settings) else None
 
     def run(self, name: str, settings: Any, work: Callable[[], dict[str, Any]],
@@ -287,7 +328,7 @@ class _Stages:
         """
         fingerprint = self.fingerprint(settings)
         marker = self._marker(name)
-        recorded = self._recorded(name)
+        recorded = self.recorded(name)
         if recorded is not None:
             missing = [str(path) for path in outputs if not path.exists()]
             if recorded.get("fingerprint") == fingerprint and not missing:
@@ -304,6 +345,26 @@ class _Stages:
         marker.write_text(json.dumps({"fingerprint": fingerprint, "settings": settings, "info": info}, indent=2, default=str))
         self.console.print(f"✓ {name} ({info['seconds']:.0f} s)")
         return fingerprint, info
+
+    def rewrite(self, change: Callable[[str, dict[str, Any]], dict[str, Any]]) -> int:
+        """Apply ``change(stage, settings)`` to every marker's recorded settings, in pipeline order, and
+        fingerprint them anew; a marker whose upstream stage's fingerprint changed follows it, so what was
+        done stays done and what was out of date stays so. Returns how many markers changed."""
+        renamed: dict[str, str] = {}  # old fingerprint → new (arms differing only in training share a mix fingerprint)
+        changed = 0
+        stage_of = {marker: marker.stem.split("__")[0] for marker in self.folder.glob("*.json")}
+        markers = [marker for marker, stage in stage_of.items() if stage in PIPELINE_STAGES]
+        for marker in sorted(markers, key=lambda marker: (PIPELINE_STAGES.index(stage_of[marker]), marker.name)):
+            recorded = self._read(marker)
+            settings = change(stage_of[marker], dict(recorded["settings"]))
+            if "upstream" in settings:  # "<fingerprint>" or "<mined>:<synthetic>"
+                settings["upstream"] = ":".join(renamed.get(part, part) for part in str(settings["upstream"]).split(":"))
+            fingerprint = self.fingerprint(settings)
+            if fingerprint != recorded["fingerprint"]:
+                renamed[recorded["fingerprint"]] = fingerprint
+                marker.write_text(json.dumps(recorded | {"fingerprint": fingerprint, "settings": settings}, indent=2, default=str))
+                changed += 1
+        return changed
 
 
 def split_queries(
@@ -330,9 +391,10 @@ class Pipeline:
             raise ValueError(f"Unknown stage {until!r}; expected one of {', '.join(PIPELINE_STAGES)}")
         self.until = until
         self.config = config
-        self.output = output
+        # Absolute, so that the paths stage settings record relative to it do not depend on the working folder.
+        self.output = Path(os.path.abspath(output))
         self.console = console or status_console
-        self.stages = _Stages(output, self.console)
+        self.stages = _Stages(self.output, self.console)
         unknown = sorted(set(arms or []) - {arm.name for arm in config.arms})
         if unknown:
             raise ValueError(f"--arm {', '.join(unknown)}: no such arm in the config ({', '.join(a.name for a in config.arms)})")
@@ -344,13 +406,46 @@ class Pipeline:
         self.seeds = seeds
         self._datasets: dict[str, BeirDataset] = {}
         self._probes_before: dict[tuple[Path, Path], dict[str, Any]] = {}
+        self._mine_stage: Callable[[], object] | None = None  # set by mine(), run on first need
 
     def _portable(self, path: str | Path) -> str:
         """A path as stage settings record it: relative to the run folder, so that a clone elsewhere
         (same layout, e.g. ``../shared`` beside the repository) finds its committed stages done."""
-        if Path(path) == demo_path():
-            return "demo"
-        return os.path.relpath(path, self.output)
+        return _relative(path, self.output)
+
+    def migrate_markers(self) -> int:
+        """Rewrite markers of the path-based format to content fingerprints; returns how many changed.
+
+        Up to syneg 0.1.0 the split stage fingerprinted the data folder's path as resolved from the run
+        folder, so a clone at another place, or one reaching the data through a symbolic link, redid every
+        stage. A split marker that records a path is given the digest of the config's data instead, when
+        that path still names the same data (same digest; or, where it no longer exists, a folder of the
+        same name), and every marker downstream is fingerprinted anew from it. Attribute files recorded
+        as absolute paths become relative to the run folder. Nothing is marked done that was not.
+        """
+        split = self.stages.recorded("split")
+        legacy = split["settings"].get("data") if split else None
+        if not isinstance(legacy, str):
+            return 0
+        recorded_path = demo_path() if legacy == "demo" else Path(os.path.normpath(self.output / legacy))
+        same = (dataset_digest(recorded_path) == dataset_digest(self.config.data) if recorded_path.is_dir()
+                else recorded_path.name == Path(self.config.data).name)
+        if not same:
+            return 0
+        data = self._split_settings()["data"]
+
+        def change(stage: str, settings: dict[str, Any]) -> dict[str, Any]:
+            if stage == "split":
+                return settings | {"data": data}
+            attributes = settings.get("generation", {}).get("attributes") if stage == "synthesize" else None
+            if attributes and Path(attributes).is_absolute():
+                return settings | {"generation": settings["generation"] | {"attributes": self._portable(attributes)}}
+            return settings
+
+        changed = self.stages.rewrite(change)
+        self.console.print(f"↻ {changed} stage markers of the path-based format now fingerprint the data by content "
+                           f"({self.stages.folder})", soft_wrap=True)
+        return changed
 
     # -- data -------------------------------------------------------------------------------------
     def dataset(self, split: str) -> BeirDataset:
@@ -366,10 +461,15 @@ class Pipeline:
         return sets
 
     # -- stages -----------------------------------------------------------------------------------
+    def _split_settings(self) -> dict[str, Any]:
+        config = self.config
+        # The data by content, not by path: the same data reached another way is the same stage.
+        return {"data": {"content_sha1": dataset_digest(config.data)}, "split": config.train_split,
+                "validation": config.validation_queries, "train_queries": config.train_queries, "seed": config.split_seed}
+
     def split(self) -> tuple[str, list[str], list[str]]:
         config = self.config
-        settings = {"data": self._portable(config.data), "split": config.train_split, "validation": config.validation_queries,
-                    "train_queries": config.train_queries, "seed": config.split_seed}
+        settings = self._split_settings()
         path = self.output / "splits.json"
 
         def work() -> dict[str, Any]:
@@ -379,11 +479,13 @@ class Pipeline:
             path.write_text(json.dumps({"train": training, "validation": validation}, indent=1))
             return {"train_queries": len(training), "validation_queries": len(validation)}
 
-        fingerprint, _ = self.stages.run("split", settings, work)
+        fingerprint, _ = self.stages.run("split", settings, work, outputs=[path])
         ids = json.loads(path.read_text())
         return fingerprint, ids["train"], ids["validation"]
 
     def mine(self, upstream: str, training: list[str]) -> tuple[str, Path]:
+        """The mine stage's fingerprint and output file. The stage itself runs when a later stage reads the
+        file (:meth:`_need_mined`): arms evaluated before need no mining where ``mined.jsonl`` is not kept."""
         from syneg.data import write_training_set
         from syneg.retrieval.mining import mine
 
@@ -404,13 +506,21 @@ class Pipeline:
             written = write_training_set(path, result.instances)
             return {"pairs": written, "negatives": sum(len(i.negatives) for i in result.instances)}
 
-        fingerprint, _ = self.stages.run("mine", settings, work, outputs=[path])
-        return fingerprint, path
+        self._mine_stage = lambda: self.stages.run("mine", settings, work, outputs=[path])
+        return self.stages.fingerprint(settings), path
+
+    def _need_mined(self) -> None:
+        """Run (or skip, when done) the mine stage, once, before a stage reads ``mined.jsonl``."""
+        if self._mine_stage is not None:
+            self._mine_stage()
+            self._mine_stage = None
 
     def _synthesize_settings(self, upstream: str) -> tuple[dict[str, Any], Path]:
         config = self.config.synthesize
         path = config.file or self.output / "synthetic.jsonl"
         generation = config.model_dump(exclude={"file", "cache", "pairs", "concurrency", "threads", "base_url", "api_key_env"})
+        if _names_attribute_file(config.attributes):
+            generation["attributes"] = self._portable(str(config.attributes))
         return {"upstream": upstream, "generation": generation, "pairs": config.pairs, "file": self._portable(path)}, path
 
     def synthesize(self, upstream: str, mined: Path) -> tuple[str, Path | None]:
@@ -426,6 +536,7 @@ class Pipeline:
         from syneg.synth import CheckConfig, Synthesizer, attributes_for_run, pairs_from_training_set
 
         config = self.config.synthesize
+        self._need_mined()
         pairs = pairs_from_training_set(mined, limit=config.pairs)
         client = make_client(
             config.backend,
@@ -501,6 +612,7 @@ class Pipeline:
             raise ValueError(f"arm {arm.name!r} ({arm.strategy}) needs synthetic negatives, but synthesize.enabled is false")
 
         def work() -> dict[str, Any]:
+            self._need_mined()
             instances, stats = mix(
                 arm.strategy,  # type: ignore[arg-type]
                 read_training_set(mined),
@@ -574,6 +686,7 @@ class Pipeline:
             if probe_set is not None and encoder is not None:
                 from syneg.diagnostics import shortcut_probe
 
+                self._need_mined()
                 if probe_set not in self._probes_before:  # the backbone's probe is the same for every arm
                     self._probes_before[probe_set] = shortcut_probe(*probe_set, model=self.config.train.model).to_dict()
                 info["shortcut_probe"] = {
@@ -593,12 +706,14 @@ class Pipeline:
     def run(self) -> list[dict[str, Any]]:
         config = self.config
         self.output.mkdir(parents=True, exist_ok=True)
-        (self.output / "config.yaml").write_text(yaml.safe_dump(json.loads(config.model_dump_json()), sort_keys=False))
+        self.migrate_markers()
+        (self.output / "config.yaml").write_text(yaml.safe_dump(config.portable(self.output), sort_keys=False))
         split_done, training, validation = self.split()
         if self.until == "split":
             return []
         mined_done, mined = self.mine(split_done, training)
         if self.until == "mine":
+            self._need_mined()
             return []
         if any(arm.strategy in SYNTHETIC_STRATEGIES for arm in self.arms):
             synthetic_done, synthetic = self.synthesize(mined_done, mined)
@@ -630,7 +745,7 @@ class Pipeline:
         if not evaluating:
             return []
         rows = self._results(split_done, pools, validation)
-        (self.output / "results.json").write_text(json.dumps(rows, indent=1))
+        (self.output / "results.json").write_text(json.dumps(rows + self._stale_rows(rows), indent=1))
         # The rows of this run's selection: the baseline, the chosen arms, the chosen seeds.
         chosen = {arm.name for arm in self.arms} | {BM25_BASELINE}
         return [r for r in rows if r["arm"] in chosen and (r["seed"] is None or not self.seeds or r["seed"] in self.seeds)]
@@ -685,8 +800,8 @@ class Pipeline:
 
     def _results(self, split_done: str, pools: Callable[[ArmConfig], tuple[str, Path, Path | None]],
                  validation: list[str]) -> list[dict[str, Any]]:
-        """The rows of results.json: every arm and seed of the config evaluated with its current settings,
-        whether this run or an earlier one evaluated it. Arms renamed, removed or with changed settings drop out."""
+        """The current rows of results.json: every arm and seed of the config evaluated with its current
+        settings, whether this run or an earlier one evaluated it."""
         config = self.config
         base = {"dataset": Path(config.data).name}
         rows: list[dict[str, Any]] = []
@@ -707,6 +822,39 @@ class Pipeline:
                     mixed = self.stages.done(f"mix/{arm.name}/seed-{seed}", self._mix_settings(arm_pools[0], arm, seed))
                     rows += _rows(described | {"seed": seed} | (_composition(mixed) if mixed else {}), info)
         return rows
+
+    def _stale_rows(self, current: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The earlier results.json's rows that ``current`` does not replace, each with ``stale`` saying
+        why it is no longer the config's: an arm not run now never loses its results, and a changed arm's
+        old results stay readable (``syneg report`` lists them apart)."""
+        path = self.output / "results.json"
+        if not path.is_file():
+            return []
+        replaced = {_row_key(row) for row in current}
+        arms = {arm.name: arm for arm in self.config.arms}
+        baselines = {BM25_BASELINE} if self.config.evaluate.bm25 else set()
+        stale = []
+        for row in load_rows([path]):
+            if _row_key(row) in replaced:
+                continue
+            arm = arms.get(row["arm"])
+            if arm is None and row["arm"] not in baselines:
+                reason = "arm removed from the config"
+            elif arm is not None and row.get("seed") is not None and row["seed"] not in (arm.seeds or self.config.seeds):
+                reason = "seed removed from the config"
+            else:
+                reason = "settings changed"
+            stale.append(row | {"stale": reason})
+        if stale:
+            kept = ", ".join(f"{arm} ({reason})" for arm, reason in dict.fromkeys((r["arm"], r["stale"]) for r in stale))
+            self.console.print(f"results.json keeps {len(stale)} earlier rows marked stale, which syneg report leaves "
+                               f"out: {kept}", soft_wrap=True)
+        return stale
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, int | None, str]:
+    """What a results row is the figure of: arm, seed and split."""
+    return row["arm"], row.get("seed"), row["split"]
 
 
 def _composition(mixed: dict[str, Any]) -> dict[str, float]:
@@ -752,6 +900,27 @@ def run(config: str | Path | RunConfig, output: str | Path | None = None, arms: 
         >>> import syneg
         >>> rows = syneg.run(syneg.pipeline.demo_config_path(), output="runs/demo")  # doctest: +SKIP
     """
+    return _pipeline(config, output, console=console, arms=arms, until=until, seeds=seeds).run()
+
+
+def migrate_markers(config: str | Path | RunConfig, output: str | Path | None = None) -> int:
+    """Rewrite a run folder's stage markers of the path-based format (syneg up to 0.1.0) to content
+    fingerprints, so that the stages they record stay done; returns how many markers changed.
+
+    ``syneg run`` does it on its own before anything else; this is the same step without running,
+    e.g. to commit migrated markers. See :meth:`Pipeline.migrate_markers`.
+
+    Example::
+
+        >>> from syneg.pipeline import migrate_markers
+        >>> migrate_markers("bench/experiments/scifact.yaml")  # doctest: +SKIP
+        110
+    """
+    return _pipeline(config, output).migrate_markers()
+
+
+def _pipeline(config: str | Path | RunConfig, output: str | Path | None, **options: Any) -> Pipeline:
+    """The pipeline of a config (file) and its run folder: ``output``, else the config's, else ``runs/<config name>``."""
     if not isinstance(config, RunConfig):
         path = Path(config)
         config = RunConfig.load(path)
@@ -759,4 +928,4 @@ def run(config: str | Path | RunConfig, output: str | Path | None = None, arms: 
     else:
         default_output = Path("runs") / "run"
     folder = Path(output) if output is not None else config.output or default_output
-    return Pipeline(config, folder, console, arms, until, seeds).run()
+    return Pipeline(config, folder, **options)

@@ -3,7 +3,7 @@
 ``syneg report RUN [RUN ...] --output DIR`` reads each run folder's ``results.json`` (one row per arm,
 seed and split, written by ``syneg run``) and writes into ``DIR``:
 
-- ``results.csv``: every row, for your own analysis;
+- ``results.csv``: every row, for your own analysis (stale rows too, with their ``stale`` reason);
 - ``report.md``: per dataset, the strategy table of the main arms (mean ± std over seeds of nDCG@10,
   Recall@10 and MRR@10; ×100), whether the hybrid arm beat every other main arm and by how much it
   beat the best retrieved-only arm, what each main arm trained on (hard negatives per instance by source,
@@ -14,6 +14,9 @@ seed and split, written by ``syneg run``) and writes into ``DIR``:
 - ``strategies-<dataset>.png``: the main arms as grouped bars with seed spread;
 - ``ratio-<dataset>.png`` and ``temperature-<dataset>.png``: nDCG@10 against R and against τ, for
   every split present (tune on ``validation``, report ``test``), when the runs hold such a sweep.
+
+Rows marked ``stale`` (evaluated with settings the config no longer has, or of an arm or seed it
+no longer holds; see :mod:`syneg.pipeline`) are left out of every table and plot and listed in a note.
 
 Main arms are the untrained baselines and the arms planned on the run's full list of seeds; arms
 planned on fewer (``seeds: [1]`` in the config: tuning and sweep points) are side arms, shown apart
@@ -65,9 +68,12 @@ def load_rows(runs: Iterable[str | Path]) -> list[dict[str, Any]]:
         if not path.is_file():
             raise DataError(f"{path}: no results.json here; run `syneg run` on this folder first")
         try:
-            rows += json.loads(path.read_text())
+            loaded = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise DataError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(loaded, list) or not all(isinstance(row, dict) and {"arm", "split"} <= row.keys() for row in loaded):
+            raise DataError(f"{path}: not a list of result rows (each with arm and split), as syneg run writes")
+        rows += loaded
     return rows
 
 
@@ -130,6 +136,8 @@ def _attribute_values(spec: str | None, ablation: str, run: Path) -> tuple[str, 
     from syneg.synth.attributes import AttributeSet, names_a_file
 
     if spec is not None:
+        if names_a_file(run / spec):  # the pipeline records an attribute file relative to the run folder
+            spec = str(run / spec)
         origin = f"`{Path(spec).name}`" + ("" if names_a_file(spec) else " (shipped with syneg)")
         try:
             attributes = AttributeSet.from_spec(spec)
@@ -343,8 +351,24 @@ def _views(rows: list[dict[str, Any]], split: str, metrics: list[str],
     return views
 
 
-def markdown(views: list[_DatasetView], split: str, metrics: list[str]) -> str:
-    out = ["# syneg report", ""]
+def _stale_note(stale: list[dict[str, Any]]) -> list[str]:
+    """The rows left out because they are stale: which arms and seeds, and why."""
+    if not stale:
+        return []
+    groups: dict[tuple[str, str, str], set[Any]] = defaultdict(set)
+    for row in stale:
+        groups[(row.get("dataset", ""), row["arm"], row["stale"])].add(row.get("seed"))
+    out = [f"**Left out: {len(stale)} stale result rows.** They were evaluated with settings the config no longer "
+           "has, or belong to an arm or seed it no longer holds; `syneg run` on the config redoes the arms and seeds it holds.",
+           "", "| dataset | arm | seeds | why |", "|---|---|---|---|"]
+    for (dataset, arm, reason), seeds in groups.items():
+        listed = ", ".join(str(seed) for seed in sorted(seed for seed in seeds if seed is not None)) or "–"
+        out.append(f"| {dataset} | {arm} | {listed} | {reason} |")
+    return out + [""]
+
+
+def markdown(views: list[_DatasetView], split: str, metrics: list[str], stale: list[dict[str, Any]] | None = None) -> str:
+    out = ["# syneg report", "", *_stale_note(stale or [])]
     for view in views:
         out += [f"## {view.dataset} ({split} split, ×100, mean ± std over seeds)", ""]
         out += _arm_table(view.main, metrics)
@@ -439,8 +463,8 @@ def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "t
         summary = synthesis_summary(run) if run.is_dir() else None
         if summary:
             synthesis |= {row.get("dataset", ""): summary for row in run_rows}
-    views = _views(rows, split, metrics, synthesis)
-    text = markdown(views, split, metrics)
+    views = _views([row for row in rows if not row.get("stale")], split, metrics, synthesis)
+    text = markdown(views, split, metrics, [row for row in rows if row.get("stale")])
     written["markdown"].write_text(text, encoding="utf-8")
     for view in views:
         if view.main:

@@ -9,6 +9,7 @@ reported as one warning with a count and the first offending line.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -211,6 +212,37 @@ def load_qrels(
 
 def available_splits(path: str | Path) -> list[str]:
     return sorted(p.stem for p in (Path(path) / "qrels").glob("*.tsv"))
+
+
+# sha1 of a file by (resolved path, size, modification time): a digest asked again in one process is free.
+_FILE_SHA1: dict[tuple[str, int, int], str] = {}
+
+
+def dataset_digest(path: str | Path) -> str:
+    """The sha1 of a BEIR folder's content: ``corpus.jsonl``, ``queries.jsonl`` and every ``qrels/*.tsv``,
+    by name, size and bytes. The same data gives the same digest wherever it sits and however it is
+    reached (a symbolic link, a copy, a relative path); the pipeline fingerprints its stages with it.
+
+    Example::
+
+        >>> from syneg.data import demo_path
+        >>> len(dataset_digest(demo_path()))
+        40
+    """
+    path = Path(path)
+    if not (path / "corpus.jsonl").is_file():
+        raise DataError(f"{path}: not a BEIR dataset folder (no corpus.jsonl)")
+    digest = hashlib.sha1()
+    for file in [path / "corpus.jsonl", path / "queries.jsonl", *sorted((path / "qrels").glob("*.tsv"))]:
+        if not file.is_file():
+            continue  # load_beir names a missing queries.jsonl when the data is read
+        stat = file.stat()
+        key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _FILE_SHA1:
+            with file.open("rb") as handle:
+                _FILE_SHA1[key] = hashlib.file_digest(handle, "sha1").hexdigest()
+        digest.update(f"{file.relative_to(path).as_posix()}\t{stat.st_size}\t{_FILE_SHA1[key]}\n".encode())
+    return digest.hexdigest()
 
 
 def load_beir(path: str | Path, split: str | None = "test") -> BeirDataset:
