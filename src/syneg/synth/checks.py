@@ -168,7 +168,9 @@ def is_echo(
 # Scripts an English passage has no reason to switch to; a character of one absent from the positive
 # marks a model that lost the thread.
 _FOREIGN_SCRIPT = re.compile(r"[\u0400-\u04ff\u0590-\u06ff\u0e00-\u0e7f\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
-_SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
+# Sentence-final punctuation, closing quotes and brackets included; as_passage cuts text back to it too.
+SENTENCE_FINAL = r"[.!?][\"')\]]*"
+_SENTENCE_END = re.compile(SENTENCE_FINAL + "$")
 
 
 def repeated_ngram_share(tokens: list[str], n: int = 4) -> float:

@@ -45,7 +45,15 @@ from syneg.data import (
 from syneg.llm import ChatRequest, LLMClient, LLMError
 from syneg.progress import Progress
 from syneg.synth.attributes import AttributeSet
-from syneg.synth.checks import CheckConfig, CheckResult, run_checks, sentences, similarity_window, words
+from syneg.synth.checks import (
+    SENTENCE_FINAL,
+    CheckConfig,
+    CheckResult,
+    run_checks,
+    sentences,
+    similarity_window,
+    words,
+)
 from syneg.synth.prompts import PromptTemplates
 
 Ablation = Literal["none", "no-attributes", "no-attributes-no-reflection"]
@@ -112,7 +120,7 @@ TOKENS_PER_WORD = 1.6
 # A 0.5B model writes 60-70 words per part of a structured abstract whatever length it is asked for,
 # so the length attribute is met by asking for as many parts as the positive's length needs.
 WORDS_PER_SECTION = 65
-# llama.cpp's long-standing default: without it, half the long passages of a 0.5B model loop.
+# llama.cpp's long-standing default: without it, 3 of the 7 passages of the second SciFact pilot looped.
 REPEAT_PENALTY = 1.1
 SECTIONS = {
     1: (),
@@ -128,7 +136,7 @@ _SECTION_LABEL = re.compile(
 _LABEL = re.compile(r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:title|abstract|summary)\s*(?:\*\*|__)?\s*[:.-]\s*", re.IGNORECASE)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")
 _MARKUP = re.compile(r"\*\*|__|^\s*#+\s*|`", re.MULTILINE)
-_LAST_SENTENCE_END = re.compile(r".*[.!?][\"')\]]*(?=\s|$)", re.DOTALL)
+_LAST_SENTENCE_END = re.compile(".*" + SENTENCE_FINAL + r"(?=\s|$)", re.DOTALL)
 # Section labels inside an abstract, as structured corpus abstracts have them ("... CONTEXT High ...").
 _INLINE_LABELS = re.compile(r"\b(?:BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|CONTEXT|DESIGN|AIMS?|PURPOSE)\b")
 
@@ -144,7 +152,11 @@ def is_structured(text: str) -> bool:
 
 def sections_for(target_words: int) -> int:
     """How many parts to ask for so that the abstract comes out near ``target_words``."""
-    return max(1, min(len(SECTIONS), round(target_words / WORDS_PER_SECTION)))
+    return clamped_sections(round(target_words / WORDS_PER_SECTION))
+
+
+def clamped_sections(count: int) -> int:
+    return max(1, min(len(SECTIONS), count))
 
 
 def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[str]]:
@@ -516,7 +528,7 @@ class Synthesizer:
                 if "length" in by_name:
                     # The model writes a near-constant length per part: ask for one part more or fewer.
                     short = by_name["length"].value < self.checks.min_length_ratio
-                    sections = max(1, min(len(SECTIONS), sections + (1 if short else -1)))
+                    sections = clamped_sections(sections + (1 if short else -1))
                 if set(by_name) <= REWRITE_ONLY_FAILURES and candidate.reflection is not None:
                     reflection = candidate.reflection  # the aspect was sound: write it again, without a new reflection
                     continue
