@@ -19,19 +19,23 @@ browser:
 		  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium not installed (needs apt-get as root): the browser tests will skip"
 
-# llama.cpp is compiled for the x86-64 AVX2 baseline (GGML_NATIVE=OFF) rather than for the building CPU:
-# machines of this project's kind differ in CPU, and a native build on a Xeon with AMX crashed in
-# ggml_backend_amx_mul_mat where the sandbox does not grant AMX. The wheel is kept under a name that
-# says how it was built, outside pip's cache, so that a native wheel in pip's cache is never installed.
+# llama.cpp is compiled once per CPU level (GGML_CPU_ALL_VARIANTS: x86-64 baseline, AVX2, AVX-512, …
+# as loadable libraries, GGML_BACKEND_DL), and syneg loads the best level this CPU supports at run time
+# (src/syneg/llm/cpu_backend.py): machines of this project's kind differ in CPU, and one wheel serves
+# them all. packaging/llama-cpu-variants.cmake puts the levels into the wheel and leaves AMX out (a
+# sandbox that did not grant AMX crashed in ggml_backend_amx_mul_mat). The wheel is kept under a name
+# that says how it was built, outside pip's cache, so that a wheel built otherwise is never installed.
 LLAMA_CPP    := $(shell sed -n 's/.*"\(llama-cpp-python\)\[server\]\(==[0-9.]*\)".*/\1\2/p' pyproject.toml)
-LLAMA_WHEELS := $(HOME)/.cache/syneg/wheels/$(subst ==,-,$(LLAMA_CPP))-ggml-native-off
+LLAMA_WHEELS := $(HOME)/.cache/syneg/wheels/$(subst ==,-,$(LLAMA_CPP))-cpu-levels-$(shell cksum < packaging/llama-cpu-variants.cmake | cut -d' ' -f1)
+LLAMA_CMAKE  := -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON \
+                -DCMAKE_PROJECT_llama_cpp_INCLUDE=$(CURDIR)/packaging/llama-cpu-variants.cmake
 
 # Reinstalled whenever pyproject.toml changes. torch is pinned to the CPU wheel; llama-cpp-python
-# compiles once (about 10 minutes on 2 cores) and later setups install the kept wheel.
-$(STAMP): pyproject.toml Makefile
+# compiles once (about 25 minutes on 2 cores) and later setups install the kept wheel.
+$(STAMP): pyproject.toml Makefile packaging/llama-cpu-variants.cmake
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	ls $(LLAMA_WHEELS)/*.whl >/dev/null 2>&1 || CMAKE_ARGS="-DGGML_NATIVE=OFF" \
+	ls $(LLAMA_WHEELS)/*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE)" \
 		$(PYTHON) -m pip wheel --quiet --no-cache-dir --no-deps --wheel-dir $(LLAMA_WHEELS) "$(LLAMA_CPP)"
 	$(PYTHON) -m pip install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/*.whl
 	$(PYTHON) -m pip install --quiet -e ".[dev]"

@@ -20,8 +20,10 @@ Usage::
 
 Each version writes into ``--out/<name>/`` as it goes (negatives, cache, CPU seconds so far) and resumes
 where it stopped when rerun with the same ``--out``; ``--max-minutes`` stops starting new pairs after
-that long. ``--throughput-only`` measures tokens/s in-process, on ``llama_cpp.server`` and on llama.cpp's
-C++ ``llama-server`` (continuous batching over ``--parallel`` slots; ``bench/build_llama_server.sh``).
+that long. ``--throughput-only`` measures tokens/s in-process for the best llama.cpp CPU level and each
+of ``--levels`` (prompt and decoding, per CPU second, one process per level), on ``llama_cpp.server``
+and on llama.cpp's C++ ``llama-server`` (continuous batching over ``--parallel`` slots;
+``bench/build_llama_server.sh``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ import tarfile
 import time
 from pathlib import Path
 
+import importlib.util
+
 import httpx
 
 from syneg.data import load_beir, read_training_set
@@ -49,6 +53,7 @@ from syneg.synth import AttributeSet, Synthesizer, pairs_from_beir
 
 BASELINE = "ab832ee"  # the last commit before length-matched negatives (issue 17)
 LENGTH_BAND = (0.7, 1.3)
+CURRENT_SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def cpu_seconds() -> float:
@@ -56,11 +61,21 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def load_cpu_level() -> dict:
+    """Load the llama.cpp CPU level with the current tree's loader, whichever syneg the worker imports: an
+    earlier revision predates the loader, and the wheel's levels must be loaded before any model."""
+    spec = importlib.util.spec_from_file_location("_syneg_cpu_backend", CURRENT_SRC / "syneg/llm/cpu_backend.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    backend = module.load_cpu_backend()
+    return {"level": backend.level, "features": list(backend.features)}
+
+
 def worker(args: argparse.Namespace) -> None:
     """Synthesize with whatever syneg is first on the path, two pairs at a time, adding up CPU seconds."""
-    import llama_cpp
-
     from syneg.synth.checks import words
+
+    level = load_cpu_level()
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +109,8 @@ def worker(args: argparse.Namespace) -> None:
     cpu = progress["cpu_seconds"]
     summary = {
         "syneg": str(Path(sys.modules["syneg"].__file__).parent),
-        "llama_cpp_system_info": llama_cpp.llama_print_system_info().decode().strip(),
+        "llama_cpp_level": level["level"],
+        "llama_cpp_features": level["features"],
         "pairs": len(instances),
         "candidates": progress.get("candidates", 0),
         "accepted": accepted,
@@ -125,7 +141,7 @@ def baseline_source(revision: str, folder: Path) -> Path:
 def compare(args: argparse.Namespace) -> dict:
     """Run the baseline revision and the current tree side by side, then put their summaries together."""
     versions = {f"baseline-{args.baseline}": baseline_source(args.baseline, args.out),
-                "current": Path(__file__).resolve().parents[1] / "src"}
+                "current": CURRENT_SRC}
     processes = {}
     for name, source in versions.items():
         command = [sys.executable, __file__, "--worker", "--data", str(args.data), "--split", args.split,
@@ -165,7 +181,8 @@ def print_table(results: dict) -> None:
     for label, key in rows:
         print(f"| {label} | " + " | ".join(str(results["versions"][n].get(key)) for n in names) + " |")
     for name in names:
-        print(f"\n{name}: llama.cpp {results['versions'][name]['llama_cpp_system_info']}")
+        version = results["versions"][name]
+        print(f"\n{name}: llama.cpp CPU level {version['llama_cpp_level']} ({', '.join(version['llama_cpp_features'])})")
 
 
 def free_port() -> int:
@@ -215,7 +232,7 @@ def measure_server(command: list[str], port: int, model: str, in_flight: int) ->
 def server_throughput(args: argparse.Namespace, in_flight: int) -> dict:
     """llama-cpp-python's server (``python -m llama_cpp.server``): one sequence decoded at a time."""
     port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_gguf(args.model)), "--host", "127.0.0.1",
+    command = [sys.executable, "-m", "syneg.llm.llama_server", "--model", str(resolve_gguf(args.model)), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", "2048", "--n_threads", str(args.threads or 1)]
     return measure_server(command, port, args.model, in_flight)
 
@@ -228,13 +245,47 @@ def cpp_server_throughput(args: argparse.Namespace, in_flight: int) -> dict:
     return measure_server(command, port, args.model, in_flight)
 
 
-def in_process_throughput(args: argparse.Namespace) -> float:
+# About 450 prompt tokens: the size of a reflection prompt (instructions, attributes, a SciFact abstract).
+_LONG_PROMPT = "Summarise the following abstract in one sentence.\n\n" + " ".join(
+    ["Protein folding is the physical process by which a polypeptide chain acquires its native three-dimensional "
+     "structure, a conformation that is usually biologically functional, in an expeditious and reproducible manner."] * 14)
+
+
+def in_process_throughput(args: argparse.Namespace) -> dict:
+    """Prompt and decoding tokens per CPU second in this process, on the CPU level loaded
+    (``$SYNEG_LLAMA_CPU`` or the best); the median of three measurements each."""
+    from syneg.llm.cpu_backend import load_cpu_backend
+
     backend = LlamaCppBackend(args.model, n_threads=args.threads)
-    request = ChatRequest.chat(None, "Write a short encyclopedia paragraph about protein folding.", max_tokens=64, seed=0)
-    backend.complete_sync(request)  # warm-up, as for the servers
-    completion = backend.complete_sync(request)
+    backend.complete_sync(ChatRequest.chat(None, "Say hello.", max_tokens=8, seed=0))  # warm-up, as for the servers
+    decode_rates, prompt_rates = [], []
+    for variant in range(3):  # a different first token each time, so no prefix of the last prompt is reused
+        cpu = cpu_seconds()
+        answer = backend.complete_sync(ChatRequest.chat(None, f"({variant}) {_LONG_PROMPT}", max_tokens=1, seed=0))
+        prompt_rates.append(answer.prompt_tokens / (cpu_seconds() - cpu))
+        write = ChatRequest.chat(None, f"({variant}) Write a short encyclopedia paragraph about protein folding.",
+                                 max_tokens=64, seed=0)
+        cpu = cpu_seconds()
+        answer = backend.complete_sync(write)
+        decode_rates.append(answer.completion_tokens / (cpu_seconds() - cpu))
     backend.llama.close()
-    return round(completion.completion_tokens / completion.latency, 2)
+    level = load_cpu_backend()
+    return {"level": level.level, "features": list(level.features),
+            "prompt_tokens_per_cpu_s": round(sorted(prompt_rates)[1], 1),
+            "decode_tokens_per_cpu_s": round(sorted(decode_rates)[1], 1)}
+
+
+def levels_throughput(args: argparse.Namespace) -> dict:
+    """In-process tokens/s for each CPU level in ``--levels`` (the best first), one child process each, in turn."""
+    results = {}
+    for level in ["best", *args.levels]:
+        env = {k: v for k, v in os.environ.items() if k != "SYNEG_LLAMA_CPU"} | ({} if level == "best" else {"SYNEG_LLAMA_CPU": level})
+        command = [sys.executable, __file__, "--level-worker", "--model", args.model, "--out", str(args.out)]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
+        completed = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        results[level] = json.loads(completed.stdout)
+    return results
 
 
 def main() -> None:
@@ -250,6 +301,9 @@ def main() -> None:
     parser.add_argument("--llama-server", type=Path, default=None,
                         help="llama.cpp's C++ llama-server (bench/build_llama_server.sh) for the continuous-batching figures")
     parser.add_argument("--throughput-only", action="store_true", help="Measure tokens/s, then stop")
+    parser.add_argument("--levels", nargs="*", default=["haswell"],
+                        help="llama.cpp CPU levels whose in-process tokens/s --throughput-only measures beside the best one")
+    parser.add_argument("--level-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("bench/out/synthesis-compare"))
     args = parser.parse_args()
@@ -257,9 +311,12 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    if args.level_worker:
+        print(json.dumps(in_process_throughput(args)))
+        return
     if args.throughput_only:
         results: dict = {"command": " ".join(sys.argv), "model": args.model, "cpu": cpu_model()}
-        results["in_process_tokens_per_s"] = in_process_throughput(args)
+        results["in_process"] = levels_throughput(args)
         results["server"] = server_throughput(args, args.in_flight)
         if args.llama_server:
             results["cpp_server"] = cpp_server_throughput(args, args.in_flight)

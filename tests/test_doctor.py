@@ -37,6 +37,7 @@ def test_doctor_reports_backends_models_and_caches(diagnosis, isolated_cache):
                                      "reason": "the default (--backend torch)"}  # fmt: skip
     llama = diagnosis["llama_cpp"]
     assert llama["installed"] and llama["version"] and "AVX2" in llama["uses"] and llama["unusable"] == []
+    assert llama["level"] in llama["levels"] and "sapphirerapids" not in llama["levels"]
     models = {m["name"]: m for m in diagnosis["models"]}
     assert models["qwen2.5-0.5b"]["sha256"] == QWEN_SHA256 and models["qwen2.5-0.5b"]["verified"] is True
     for name in ("smollm2-135m", "all-MiniLM-L6-v2"):

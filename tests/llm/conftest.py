@@ -29,7 +29,7 @@ def llama_server() -> Iterator[str]:
     """``python -m llama_cpp.server`` serving SmolLM2-135M on a free loopback port; yields the API root."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--host", "127.0.0.1",
+        [sys.executable, "-m", "syneg.llm.llama_server", "--model", str(smollm2_path()), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--model_alias", "smollm2-135m"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

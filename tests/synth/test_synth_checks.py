@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,8 +152,6 @@ BROKEN_COMMITTED_NEGATIVES = {
 
 
 def committed_negatives() -> dict[str, tuple[str, str]]:
-    from pathlib import Path
-
     from syneg.data import read_training_set
 
     path = Path(__file__).parents[2] / "bench" / "experiments" / "scifact-synthetic.jsonl"
@@ -205,3 +205,24 @@ def test_the_length_check_asks_for_the_positive_length():
             text, "", negative_vector=unit(0.6, 0, 0.8), query="q", query_vector=unit(1, 0, 0),
             positive_vector=unit(0.8, 0.6, 0), answer_sentence="", target_words=100, kept_vectors=[], config=config)}
         assert results["length"] is passed, count
+
+
+def test_real_abstracts_that_start_again_lose_the_restated_sentences():
+    """Qwen2.5-0.5B answers from the SciFact generation's cache that, out of things to say, wrote the
+    abstract again under the next part's label ("Part 1: Background ..."): broken as written, a passage
+    once the restated sentences and the part numbers are gone."""
+    from syneg.synth.checks import ngrams, sentences, words
+
+    path = Path(__file__).parents[1] / "fixtures" / "restated-abstracts.jsonl"
+    answers = [json.loads(line)["raw"] for line in path.read_text().splitlines()]
+    assert len(answers) == 3
+    for raw in answers:
+        assert degeneration(" ".join(raw.split())).startswith("it repeats itself")
+        text, notes = as_passage(raw)
+        assert degeneration(text) == "" and any(note.endswith(("repeated sentence removed", "repeated sentences removed")) for note in notes)
+        assert "part 1" not in text.lower() and len(words(text)) >= 100
+        seen: set[tuple[str, ...]] = set()
+        for sentence in sentences(text):
+            trigrams = set(ngrams(words(sentence), 3))
+            assert len(trigrams & seen) < 0.5 * len(trigrams), sentence
+            seen |= trigrams

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syneg.llm.base import ChatRequest, Completion, LLMError
+from syneg.llm.cpu_backend import load_cpu_backend
 from syneg.llm.models import DEFAULT_MODEL, resolve_gguf
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ class LlamaCppBackend:
         grammar: bool = True,
         cache_dir: str | Path | None = None,
     ) -> None:
+        _import_llama()
+        # The CPU level loads now, not with the model: a bad SYNEG_LLAMA_CPU is named before any work starts.
+        self.cpu = load_cpu_backend()
         self.model_path = resolve_gguf(model, cache_dir)
         self.model = model if model != "default" else DEFAULT_MODEL
         self.n_ctx = n_ctx

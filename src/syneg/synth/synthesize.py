@@ -49,6 +49,7 @@ from syneg.synth.checks import (
     SENTENCE_FINAL,
     CheckConfig,
     CheckResult,
+    ngrams,
     run_checks,
     sentences,
     similarity_window,
@@ -134,6 +135,11 @@ _SECTION_LABEL = re.compile(
     r"Results?|Conclusions?)\s*(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?\s*"
 )
 _LABEL = re.compile(r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:title|abstract|summary)\s*(?:\*\*|__)?\s*[:.-]\s*", re.IGNORECASE)
+# "Part 2: Conclusions": the model numbers the parts the prompt asks for, which no corpus abstract does.
+_PART_NUMBER = re.compile(r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:part|section)\s+\d+\s*[:.-]?\s*(?:\*\*|__)?\s*", re.IGNORECASE)
+# A sentence whose word trigrams were mostly written before restates earlier text: the 0.5B model, out
+# of things to say, starts the abstract again under the next part's label.
+REPEATED_SENTENCE_SHARE = 0.5
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")
 _MARKUP = re.compile(r"\*\*|__|^\s*#+\s*|`", re.MULTILINE)
 _LAST_SENTENCE_END = re.compile(".*" + SENTENCE_FINAL + r"(?=\s|$)", re.DOTALL)
@@ -178,6 +184,10 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
     if any(_LABEL.match(line) for line in lines):
         notes.append("labels removed")
         lines = [_LABEL.sub("", line) for line in lines]
+    if any(_PART_NUMBER.match(line) for line in lines):
+        notes.append("part numbers removed")
+        lines = [_PART_NUMBER.sub("", line) for line in lines]
+        lines = [line for line in lines if line.strip()]
     labelled = [_SECTION_LABEL.match(line) for line in lines]
     if any(labelled):
         notes.append("section labels in capitals" if keep_section_labels else "section labels removed")
@@ -197,7 +207,29 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
         cut = len(text[finished.end() :].split())
         notes.append(f"unfinished sentence cut ({cut} words)")
         text = finished.group(0)
+    text, repeats = without_repeated_sentences(text)
+    if repeats:
+        notes.append(f"{repeats} repeated sentence{'s' if repeats > 1 else ''} removed")
     return text, notes
+
+
+def without_repeated_sentences(text: str) -> tuple[str, int]:
+    """``text`` without the sentences that restate earlier ones (most of their word trigrams seen before),
+    and how many were removed. What remains is checked like any text: for its length, and for repetition.
+
+        >>> without_repeated_sentences("Telomeres shorten with age. Cells stop dividing. Telomeres shorten with age, as shown.")
+        ('Telomeres shorten with age. Cells stop dividing.', 1)
+    """
+    kept: list[str] = []
+    seen: set[tuple[str, ...]] = set()
+    for sentence in sentences(text):
+        trigrams = set(ngrams(words(sentence), 3))
+        if trigrams and len(trigrams & seen) >= REPEATED_SENTENCE_SHARE * len(trigrams):
+            continue
+        kept.append(sentence)
+        seen |= trigrams
+    removed = len(sentences(text)) - len(kept)
+    return (" ".join(kept), removed) if removed else (text, 0)
 
 
 @dataclass
