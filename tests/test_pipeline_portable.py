@@ -17,7 +17,7 @@ import yaml
 
 from syneg.data import demo_path
 from syneg.evaluation import EvaluationResult
-from syneg.pipeline import BM25_BASELINE, migrate_markers, run
+from syneg.pipeline import BM25_BASELINE, Pipeline, PlannedStage, RunConfig, migrate_markers, run
 from syneg.report import write_report
 
 LEGACY_RUN = Path(__file__).parent / "fixtures" / "legacy-run"
@@ -196,8 +196,6 @@ def test_the_run_folder_holds_no_machine_path(tmp_path):
     written = (run_dir / "config.yaml").read_text()
     assert str(tmp_path) not in written and "data: ../../../../shared/datasets/demo" in written
     # The run folder's config reads from there as the config it was run with.
-    from syneg.pipeline import Pipeline, PlannedStage, RunConfig
-
     original, kept = RunConfig.load(config), RunConfig.load(run_dir / "config.yaml")
     assert kept == original
     settings = Pipeline(original, run_dir).planner.synthesize(PlannedStage("mine", {})).settings
@@ -255,8 +253,6 @@ def test_the_committed_experiments_plan_every_stage_as_done(name, no_stage_work)
     """Without running anything: every stage the plan of a committed experiment config holds (every arm and
     seed's mix, train and evaluate, the baselines, split, mine and synthesis) has its committed marker's
     fingerprint, and the results planned from the markers are the committed ones."""
-    from syneg.pipeline import Pipeline, PlannedStage, RunConfig
-
     config = RunConfig.load(EXPERIMENTS / f"{name}.yaml")
     if not (config.data / "corpus.jsonl").is_file():
         pytest.skip(f"real dataset not found at {config.data}")

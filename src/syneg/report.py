@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -44,7 +45,7 @@ from rich.table import Table
 
 from syneg.data import DataError, negatives_per_instance
 from syneg.pages import asset, standalone_page
-from syneg.pipeline.markers import marker_file, read_marker
+from syneg.pipeline.markers import marker_file
 from syneg.pipeline.results import COMPOSITION_PREFIX, load_rows
 
 SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
@@ -67,9 +68,9 @@ def _synthesize_stage(run: Path) -> tuple[dict[str, Any], dict[str, Any], Path] 
     if not marker.is_file():
         return None
     try:
-        stage = read_marker(marker)
-        return stage["settings"]["generation"], stage["info"], run / stage["settings"].get("file", "synthetic.jsonl")
-    except (DataError, KeyError, TypeError) as error:
+        stage = json.loads(marker.read_text(encoding="utf-8"))
+        return stage["settings"]["generation"], stage.get("info", {}), run / stage["settings"].get("file", "synthetic.jsonl")
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise DataError(f"{marker}: not a synthesize stage marker ({error!r})") from None
 
 

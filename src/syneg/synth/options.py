@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from syneg.llm import BackendName, LLMClient, StructuredOutput, make_client
+from syneg import llm
+from syneg.llm import BackendName, LLMClient, StructuredOutput
 from syneg.options import StageOptions
 from syneg.synth.checks import CheckConfig
 
@@ -39,7 +40,7 @@ class LLMOptions(StageOptions):
 
     def client(self, use_cache: bool = True) -> LLMClient:
         """A client for these options, with the request cache unless ``use_cache`` is False; the caller closes it."""
-        return make_client(
+        return llm.make_client(
             self.backend,
             model=self.model,
             base_url=self.base_url,
