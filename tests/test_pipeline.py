@@ -12,6 +12,7 @@ import yaml
 
 from syneg.data import DataError, load_beir, read_training_set
 from syneg.pipeline import BM25_BASELINE, ArmConfig, Pipeline, RunConfig, demo_config_path, run, split_queries
+from syneg.pipeline.results import describe
 
 # Retrieved-only arms: the stages and their skipping without the LLM (the demo test covers synthesis).
 FAST_CONFIG = {
@@ -60,12 +61,12 @@ def test_config_errors_name_the_file_and_key(tmp_path):
                                             {"name": "r", "strategy": "retrieved"}]})
     config = RunConfig.load(path)
     assert config.arms[0].seeds == [7]
-    pipeline = Pipeline(config, tmp_path / "run")
-    assert pipeline._train_settings("x", config.arms[0], 7)["max_seq_length"] == 256
-    assert pipeline._train_settings("x", config.arms[1], 1)["max_seq_length"] == 128
+    planner = Pipeline(config, tmp_path / "run").planner
+    assert planner.train_options(config.arms[0])["max_seq_length"] == 256
+    assert planner.train_options(config.arms[1])["max_seq_length"] == 128
     # Result columns: the arm's training length, and its planned seeds (one-seed arms are the report's side arms).
-    assert {k: pipeline._describe(config.arms[0])[k] for k in ("max_seq_length", "seeds_planned")} == {"max_seq_length": 256, "seeds_planned": 1}
-    assert {k: pipeline._describe(config.arms[1])[k] for k in ("max_seq_length", "seeds_planned")} == {"max_seq_length": 128, "seeds_planned": 2}
+    assert {k: describe(config.arms[0], config)[k] for k in ("max_seq_length", "seeds_planned")} == {"max_seq_length": 256, "seeds_planned": 1}
+    assert {k: describe(config.arms[1], config)[k] for k in ("max_seq_length", "seeds_planned")} == {"max_seq_length": 128, "seeds_planned": 2}
     with pytest.raises(DataError, match="not found"):
         RunConfig.load(tmp_path / "missing.yaml")
 

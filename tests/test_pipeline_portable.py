@@ -17,7 +17,7 @@ import yaml
 
 from syneg.data import demo_path
 from syneg.evaluation import EvaluationResult
-from syneg.pipeline import BM25_BASELINE, migrate_markers, run
+from syneg.pipeline import BM25_BASELINE, Pipeline, PlannedStage, RunConfig, migrate_markers, run
 from syneg.report import write_report
 
 LEGACY_RUN = Path(__file__).parent / "fixtures" / "legacy-run"
@@ -196,11 +196,9 @@ def test_the_run_folder_holds_no_machine_path(tmp_path):
     written = (run_dir / "config.yaml").read_text()
     assert str(tmp_path) not in written and "data: ../../../../shared/datasets/demo" in written
     # The run folder's config reads from there as the config it was run with.
-    from syneg.pipeline import Pipeline, RunConfig
-
     original, kept = RunConfig.load(config), RunConfig.load(run_dir / "config.yaml")
     assert kept == original
-    settings, _ = Pipeline(original, run_dir)._synthesize_settings("upstream")
+    settings = Pipeline(original, run_dir).planner.synthesize(PlannedStage("mine", {})).settings
     assert settings["file"] == "../../negatives.jsonl" and settings["generation"]["attributes"] == "../../attributes/mine.yaml"
     assert not any(str(tmp_path) in text for text in stage_markers(run_dir).values())
 
@@ -248,3 +246,24 @@ def test_the_committed_scifact_run_skips_every_stage_in_a_clone_reaching_the_dat
     assert {(r["arm"], r["seed"]) for r in run(experiments / "scifact.yaml", arms=["hybrid"], seeds=[1])} == {
         (BM25_BASELINE, None), ("hybrid", 1)}
     assert json.loads((experiments / "runs" / "scifact" / "results.json").read_text()) == committed
+
+
+@pytest.mark.parametrize("name", ["scifact", "nfcorpus", "scifact-full"])
+def test_the_committed_experiments_plan_every_stage_as_done(name, no_stage_work):
+    """Without running anything: every stage the plan of a committed experiment config holds (every arm and
+    seed's mix, train and evaluate, the baselines, split, mine and synthesis) has its committed marker's
+    fingerprint, and the results planned from the markers are the committed ones."""
+    config = RunConfig.load(EXPERIMENTS / f"{name}.yaml")
+    if not (config.data / "corpus.jsonl").is_file():
+        pytest.skip(f"real dataset not found at {config.data}")
+    pipeline = Pipeline(config, EXPERIMENTS / "runs" / name)
+    split = pipeline.planner.split()
+    validation = pipeline.markers.recorded("split")["info"]["validation_queries"]
+    mine, synthesize, chains = pipeline.plan(split, validation)
+    planned = [split, mine, *([synthesize] if synthesize else []), *(stage for chain in chains for stage in (chain.mix, chain.train, chain.evaluate))]
+    planned += [pipeline.baseline(split, "bm25", "bm25", validation)]
+    planned += [pipeline.baseline(split, arm.name, config.train.model, validation) for arm in config.arms if arm.strategy == "zero-shot"]
+    assert [stage.name for stage in planned if pipeline.markers.done(stage.name, stage.settings) is None] == []
+    assert len(planned) == len(list((EXPERIMENTS / "runs" / name / "stages").glob("*.json")))
+    committed = json.loads((EXPERIMENTS / "runs" / name / "results.json").read_text())
+    assert pipeline.results(split, chains, validation) == [row for row in committed if "stale" not in row]

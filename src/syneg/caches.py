@@ -33,7 +33,8 @@ from rich.table import Table
 
 from syneg.llm.cache import default_llm_cache_path
 from syneg.llm.models import MODELS_FOLDER, QWEN_FILE
-from syneg.retrieval.embedding_cache import EMBEDDINGS_FOLDER, default_cache_dir
+from syneg.locations import default_cache_dir
+from syneg.retrieval.embedding_cache import EMBEDDINGS_FOLDER
 from syneg.retrieval.onnx_backend import EXPORTS_FOLDER
 
 CacheKind = Literal["embeddings", "onnx", "llm", "models", "logs"]
@@ -143,7 +144,8 @@ def select(entries: Iterable[CacheEntry], older_than: float | None = None, model
            kinds: Iterable[str] = ()) -> list[CacheEntry]:
     """The entries unused for ``older_than`` seconds, of ``model`` (a name from ``syneg cache list``, a
     model folder, or ``default``), of the given kinds; each criterion given must hold."""
-    from syneg.retrieval.encoder import model_label, resolve_model
+    from syneg.locations import resolve_model
+    from syneg.retrieval.encoder import model_label
 
     models = {model, model_label(resolve_model(model))} if model else set()
     now = time.time()

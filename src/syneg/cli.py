@@ -18,17 +18,27 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from syneg import progress
-from syneg.data import DataError
+from syneg.data import DataError, Retrievers, SamplingStrategy
+from syneg.evaluation import EVALUATE
+from syneg.llm import BackendName, StructuredOutput
+from syneg.mixing import MIX, MixStrategy
+from syneg.pipeline import PipelineStage
+from syneg.retrieval.encoder import Backend
+from syneg.retrieval.mining import MINE
+from syneg.retrieval.search import SearchBackend
+from syneg.synth import SYNTHESIZE, Ablation, CheckConfig, Critique, PromptStyle
+from syneg.training import TRAIN, TrainLoss
 
-if TYPE_CHECKING:
-    from syneg.llm import LLMClient
+# Defaults and choices of every stage option come from the stage's schema (syneg.options): one set for
+# the command line, the pipeline config and the Python verbs.
+CHECKS = CheckConfig()
 
 app = typer.Typer(
     name="syneg",
@@ -99,8 +109,8 @@ def json_output(command: Callable[..., Any]) -> Callable[..., None]:
 
 
 DataDir = Annotated[Path, typer.Argument(help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")]
-BackendOption = Annotated[str, typer.Option(help="Dense encoding backend: torch (fp32), onnx (ONNX Runtime fp32) or onnx-int8.")]
-SearchOption = Annotated[str, typer.Option(help="Dense search: exact, faiss-flat or faiss-hnsw.")]
+BackendOption = Annotated[Backend, typer.Option(help="Dense encoding backend: torch (fp32), onnx (ONNX Runtime fp32) or onnx-int8.")]
+SearchOption = Annotated[SearchBackend, typer.Option(help="Dense search: exact, faiss-flat or faiss-hnsw.")]
 MaxLengthOption = Annotated[int | None, typer.Option(help="Dense model truncation length in tokens (default: the model's).")]
 
 
@@ -112,7 +122,7 @@ def evaluate(
         list[str],
         typer.Option("--model", "-m", help="bm25, default (embedded all-MiniLM-L6-v2) or a model folder; repeat to compare."),
     ] = ["default"],  # noqa: B006 - typer needs a literal default
-    split: Annotated[str, typer.Option(help="The qrels split to evaluate on.")] = "test",
+    split: Annotated[str, typer.Option(help="The qrels split to evaluate on.")] = EVALUATE.split,
     k: Annotated[int, typer.Option(help="Documents retrieved per query.")] = 100,
     metric: Annotated[list[str] | None, typer.Option(help="Metrics (ndcg@10, recall@100, mrr@10, map@k, precision@k).")] = None,
     backend: BackendOption = "torch",
@@ -123,14 +133,14 @@ def evaluate(
 ) -> dict[str, Any] | None:
     """Evaluate BM25 or dense models on a BEIR split: nDCG@10, Recall@10/100, MRR@10."""
     from syneg.data import load_beir
-    from syneg.evaluation import DEFAULT_METRICS, compare, write_trec_run
+    from syneg.evaluation import compare, write_trec_run
     from syneg.evaluation import evaluate as evaluate_model
 
     dataset = load_beir(data_dir, split=split)
     results = []
     for name in model:
         result = evaluate_model(
-            dataset, model=name, metrics=metric or DEFAULT_METRICS, k=k, backend=backend, search=search, max_seq_length=max_seq_length
+            dataset, model=name, metrics=metric or EVALUATE.metrics, k=k, backend=backend, search=search, max_seq_length=max_seq_length
         )
         results.append(result)
         if run_dir is not None:
@@ -149,23 +159,23 @@ def mine(
     data_dir: DataDir,
     output: Annotated[Path, typer.Option("--output", "-o", help="Training-set jsonl to write.")],
     split: Annotated[str, typer.Option(help="The qrels split whose (query, positive) pairs get negatives.")] = "train",
-    retriever: Annotated[str, typer.Option(help="bm25, dense or both.")] = "dense",
+    retriever: Annotated[Retrievers, typer.Option(help="bm25, dense or both (interleaved).")] = MINE.retriever,
     model: Annotated[str, typer.Option(help="Dense model: default or a sentence-transformers folder.")] = "default",
-    num_negatives: Annotated[int, typer.Option(help="Negatives per (query, positive) pair.")] = 3,
-    range_min: Annotated[int, typer.Option(help="Skip this many of the best surviving candidates.")] = 0,
-    range_max: Annotated[int | None, typer.Option(help="Candidates considered per query and retriever.")] = None,
-    max_score: Annotated[float | None, typer.Option(help="Drop candidates scoring above this.")] = None,
-    min_score: Annotated[float | None, typer.Option(help="Drop candidates scoring below this.")] = None,
-    absolute_margin: Annotated[float | None, typer.Option(help="Drop candidates within this of the positive's score.")] = None,
+    num_negatives: Annotated[int, typer.Option(help="Negatives per (query, positive) pair.")] = MINE.num_negatives,
+    range_min: Annotated[int, typer.Option(help="Skip this many of the best surviving candidates.")] = MINE.range_min,
+    range_max: Annotated[int | None, typer.Option(help="Candidates considered per query and retriever.")] = MINE.range_max,
+    max_score: Annotated[float | None, typer.Option(help="Drop candidates scoring above this.")] = MINE.max_score,
+    min_score: Annotated[float | None, typer.Option(help="Drop candidates scoring below this.")] = MINE.min_score,
+    absolute_margin: Annotated[float | None, typer.Option(help="Drop candidates within this of the positive's score.")] = MINE.absolute_margin,
     relative_margin: Annotated[
         float | None, typer.Option(help="Drop candidates above (1 - margin) x the positive's score; 0.05 is NV-Retriever's 95% rule.")
-    ] = None,
-    sampling_strategy: Annotated[str, typer.Option(help="top or random.")] = "top",
+    ] = MINE.relative_margin,
+    sampling_strategy: Annotated[SamplingStrategy, typer.Option(help="top or random.")] = MINE.sampling_strategy,
     positives_per_query: Annotated[int | None, typer.Option(help="At most this many positives per query.")] = None,
     seed: Annotated[int, typer.Option()] = 42,
     backend: BackendOption = "torch",
     search: SearchOption = "exact",
-    max_seq_length: MaxLengthOption = None,
+    max_seq_length: MaxLengthOption = MINE.max_seq_length,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON on stdout.")] = False,
 ) -> dict[str, Any] | None:
     """Mine retrieved hard negatives (BM25, dense or both) for every (query, positive) pair of a split."""
@@ -202,7 +212,7 @@ def mine(
 @app.command()
 def mix(
     output: Annotated[Path, typer.Option("--output", "-o", help="Training-set jsonl to write.")],
-    strategy: Annotated[str, typer.Option(help="hybrid, direct, synthetic, retrieved, random or in-batch.")] = "hybrid",
+    strategy: Annotated[MixStrategy, typer.Option(help="hybrid, direct, synthetic, retrieved, random or in-batch.")] = "hybrid",
     retrieved: Annotated[Path | None, typer.Option(help="Retrieved pool: a `syneg mine` jsonl.")] = None,
     synthetic: Annotated[Path | None, typer.Option(help="Synthetic pool: a `syneg synthesize` jsonl.")] = None,
     data_dir: Annotated[
@@ -210,10 +220,10 @@ def mix(
         typer.Option("--data", help="BEIR folder: corpus for random negatives and fills (its split's pairs if no pool)."),
     ] = None,
     split: Annotated[str, typer.Option(help="The qrels split of --data.")] = "train",
-    num_negatives: Annotated[int, typer.Option(help="Negatives per instance, the same for every strategy.")] = 3,
-    ratio: Annotated[float, typer.Option(help="R = synthetic / retrieved negatives (hybrid: per instance; direct: overall).")] = 0.7,
-    retrieved_sources: Annotated[str, typer.Option(help="Retrieved negatives used: bm25, dense or both.")] = "both",
-    sampling_strategy: Annotated[str, typer.Option(help="random (seeded) or top (pool order).")] = "random",
+    num_negatives: Annotated[int, typer.Option(help="Negatives per instance, the same for every strategy.")] = MIX.num_negatives,
+    ratio: Annotated[float, typer.Option(help="R = synthetic / retrieved negatives (hybrid: per instance; direct: overall).")] = MIX.ratio,
+    retrieved_sources: Annotated[Retrievers, typer.Option(help="Retrieved negatives used: bm25, dense or both.")] = MIX.retrieved_sources,
+    sampling_strategy: Annotated[SamplingStrategy, typer.Option(help="random (seeded) or top (pool order).")] = MIX.sampling_strategy,
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
     """Mix negative pools into a training set: hybrid (SyNeg), direct or single-source baselines."""
@@ -221,14 +231,14 @@ def mix(
     from syneg.mixing import mix as mix_negatives
 
     instances, stats = mix_negatives(
-        strategy,  # type: ignore[arg-type]
+        strategy,
         read_training_set(retrieved) if retrieved else (),
         read_training_set(synthetic) if synthetic else (),
         load_beir(data_dir, split=split) if data_dir else None,
         num_negatives=num_negatives,
         ratio=ratio,
-        retrieved_sources=retrieved_sources,  # type: ignore[arg-type]
-        sampling_strategy=sampling_strategy,  # type: ignore[arg-type]
+        retrieved_sources=retrieved_sources,
+        sampling_strategy=sampling_strategy,
         seed=seed,
     )
     written = write_training_set(output, instances)
@@ -240,21 +250,21 @@ def mix(
 def train(
     training_set: Annotated[Path, typer.Argument(help="Training-set jsonl (`syneg mix` output).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder of the trained model.")],
-    model: Annotated[str, typer.Option(help="Backbone: default (embedded all-MiniLM-L6-v2) or a model folder.")] = "default",
-    temperature: Annotated[float, typer.Option(help="InfoNCE temperature τ (scale = 1/τ; paper 0.02).")] = 0.02,
-    loss: Annotated[str, typer.Option(help="infonce, or gist (guided masking of false negatives).")] = "infonce",
+    model: Annotated[str, typer.Option(help="Backbone: default (embedded all-MiniLM-L6-v2) or a model folder.")] = TRAIN.model,
+    temperature: Annotated[float, typer.Option(help="InfoNCE temperature τ (scale = 1/τ; paper 0.02).")] = TRAIN.temperature,
+    loss: Annotated[TrainLoss, typer.Option(help="infonce, or gist (guided masking of false negatives).")] = TRAIN.loss,
     guide_model: Annotated[str | None, typer.Option(help="Guide of gist; default a frozen copy of --model.")] = None,
     num_negatives: Annotated[int | None, typer.Option(help="Hard negatives per row (default: the smallest count).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 32,
-    learning_rate: Annotated[float, typer.Option("--lr", "--learning-rate", help="Peak learning rate.")] = 2e-5,
-    epochs: Annotated[float, typer.Option(help="Passes over the training set.")] = 1.0,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (overrides --epochs).")] = None,
-    warmup_ratio: Annotated[float, typer.Option(help="Share of steps warming up the learning rate.")] = 0.1,
-    max_seq_length: Annotated[int | None, typer.Option(help="Truncation length in tokens.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = TRAIN.batch_size,
+    learning_rate: Annotated[float, typer.Option("--lr", "--learning-rate", help="Peak learning rate.")] = TRAIN.learning_rate,
+    epochs: Annotated[float, typer.Option(help="Passes over the training set.")] = TRAIN.epochs,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (overrides --epochs).")] = TRAIN.max_steps,
+    warmup_ratio: Annotated[float, typer.Option(help="Share of steps warming up the learning rate.")] = TRAIN.warmup_ratio,
+    max_seq_length: Annotated[int | None, typer.Option(help="Truncation length in tokens.")] = TRAIN.max_seq_length,
     query_prompt: Annotated[str | None, typer.Option(help='Prefix of queries, e.g. "query: ".')] = None,
     document_prompt: Annotated[str | None, typer.Option(help='Prefix of documents, e.g. "passage: ".')] = None,
     seed: Annotated[int, typer.Option()] = 42,
-    save_steps: Annotated[int, typer.Option(help="Steps between checkpoints (in OUTPUT/checkpoints).")] = 500,
+    save_steps: Annotated[int, typer.Option(help="Steps between checkpoints (in OUTPUT/checkpoints).")] = TRAIN.save_steps,
     logging_steps: Annotated[int, typer.Option(help="Steps between loss log lines.")] = 10,
     resume: Annotated[bool, typer.Option(help="Resume from the last checkpoint, if any.")] = False,
 ) -> None:
@@ -266,7 +276,7 @@ def train(
         output,
         model,
         temperature=temperature,
-        loss=loss,  # type: ignore[arg-type]
+        loss=loss,
         guide_model=guide_model,
         num_negatives=num_negatives,
         batch_size=batch_size,
@@ -284,33 +294,14 @@ def train(
     )
 
 
-LLMBackendOption = Annotated[str, typer.Option("--backend", help="LLM backend: llama.cpp (in-process, offline) or openai (any OpenAI-compatible endpoint).")]
+LLMBackendOption = Annotated[BackendName, typer.Option("--backend", help="LLM backend: llama.cpp (in-process, offline) or openai "
+                                                                          "(any OpenAI-compatible endpoint).")]
 LLMModelOption = Annotated[
     str, typer.Option("--model", help="llama.cpp: qwen2.5-0.5b (default), smollm2-135m or a GGUF path; openai: the endpoint's model name.")
 ]
 BaseUrlOption = Annotated[str | None, typer.Option(help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")]
 ApiKeyEnvOption = Annotated[str, typer.Option(help="Environment variable holding the API key (never logged).")]
-ConcurrencyOption = Annotated[int, typer.Option(help="openai: requests in flight (pairs synthesized at once).")]
 LLMCacheOption = Annotated[Path | None, typer.Option("--cache", help="LLM request cache (default: $SYNEG_CACHE_DIR/llm-cache.sqlite).")]
-
-
-def _llm_client(backend: str, model: str, base_url: str | None, api_key_env: str, concurrency: int, cache: Path | None,
-                no_cache: bool, timeout: float = 120.0, structured_output: str = "json_schema", grammar: bool = True,
-                threads: int | None = None) -> LLMClient:
-    from syneg.llm import make_client
-
-    return make_client(
-        backend,  # type: ignore[arg-type]
-        model=model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        concurrency=concurrency,
-        timeout=timeout,
-        structured_output=structured_output,  # type: ignore[arg-type]
-        grammar=grammar,
-        n_threads=threads,
-        cache=False if no_cache else (cache or True),
-    )
 
 
 @app.command("propose-attributes")
@@ -318,20 +309,21 @@ def propose_attributes(
     data_dir: DataDir,
     output: Annotated[Path, typer.Option("--output", "-o", help="YAML attribute file to write (edit it, then pass it to synthesize).")],
     sample_size: Annotated[int, typer.Option(help="Documents sampled from the corpus.")] = 12,
-    seed: Annotated[int, typer.Option()] = 0,
-    backend: LLMBackendOption = "llama.cpp",
-    model: LLMModelOption = "default",
-    base_url: BaseUrlOption = None,
-    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
-    cache: LLMCacheOption = None,
+    seed: Annotated[int, typer.Option()] = SYNTHESIZE.seed,
+    backend: LLMBackendOption = SYNTHESIZE.backend,
+    model: LLMModelOption = SYNTHESIZE.model,
+    base_url: BaseUrlOption = SYNTHESIZE.base_url,
+    api_key_env: ApiKeyEnvOption = SYNTHESIZE.api_key_env,
+    cache: LLMCacheOption = SYNTHESIZE.cache,
 ) -> None:
     """Ask the LLM to name the domains of a sample of the corpus and write an editable attribute file."""
     import asyncio
 
     from syneg.data import load_beir
+    from syneg.synth import LLMOptions
     from syneg.synth import propose_attributes as propose
 
-    client = _llm_client(backend, model, base_url, api_key_env, 4, cache, False)
+    client = LLMOptions(backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, cache=cache).client()
     dataset = load_beir(data_dir, split=None)
     try:
         attributes = asyncio.run(propose(dataset, client, sample_size=sample_size, seed=seed))
@@ -348,88 +340,55 @@ def synthesize(
     output: Annotated[Path, typer.Option("--output", "-o", help="Training-set jsonl to append to (pairs already in it are skipped).")],
     split: Annotated[str, typer.Option(help="The qrels split whose (query, positive) pairs get negatives.")] = "train",
     limit: Annotated[int | None, typer.Option(help="Only the first N pairs.")] = None,
-    negatives_per_pair: Annotated[int, typer.Option(help="Negatives kept per pair (K).")] = 1,
+    negatives_per_pair: Annotated[int, typer.Option(help="Negatives kept per pair (K).")] = SYNTHESIZE.negatives_per_pair,
     attributes: Annotated[
         str | None,
-        typer.Option(help="Attribute YAML file, or a shipped example (scifact). Default: proposed by the LLM, saved beside --output."),
-    ] = None,
-    max_rounds: Annotated[int, typer.Option(help="Revisions of a candidate that fails a check.")] = 2,
-    ablation: Annotated[str, typer.Option(help="none, no-attributes or no-attributes-no-reflection (the paper's ablations).")] = "none",
-    critique: Annotated[str, typer.Option(help="LLM self-critique: off, record or enforce.")] = "off",
-    prompt_style: Annotated[str, typer.Option(help="two-step (reflect, then write) or single (one JSON answer).")] = "two-step",
-    prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates overriding the shipped ones.")] = None,
-    max_words: Annotated[int, typer.Option(help="Cap on the target length of a negative, in words.")] = 400,
-    max_tokens: Annotated[int, typer.Option(help="Generation budget per LLM answer.")] = 220,
-    temperature: Annotated[float, typer.Option()] = 0.7,
-    min_query_similarity: Annotated[float, typer.Option(help="On-topic floor: dense similarity to the query.")] = 0.3,
+        typer.Option(help="A shipped example (scifact, demo), else an attribute YAML file. Default: proposed by the LLM, "
+                          "saved beside --output."),
+    ] = SYNTHESIZE.attributes,
+    max_rounds: Annotated[int, typer.Option(help="Revisions of a candidate that fails a check.")] = SYNTHESIZE.max_rounds,
+    ablation: Annotated[Ablation, typer.Option(help="none, no-attributes or no-attributes-no-reflection (the paper's ablations).")] = SYNTHESIZE.ablation,
+    critique: Annotated[Critique, typer.Option(help="LLM self-critique: off, record or enforce.")] = SYNTHESIZE.critique,
+    prompt_style: Annotated[PromptStyle, typer.Option(help="two-step (reflect, then write) or single (one JSON answer).")] = SYNTHESIZE.prompt_style,
+    prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates overriding the shipped ones.")] = SYNTHESIZE.prompts,
+    max_words: Annotated[int, typer.Option(help="Cap on the target length of a negative, in words.")] = SYNTHESIZE.max_words,
+    max_tokens: Annotated[int, typer.Option(help="Generation budget per LLM answer.")] = SYNTHESIZE.max_tokens,
+    temperature: Annotated[float, typer.Option()] = SYNTHESIZE.temperature,
+    min_query_similarity: Annotated[float, typer.Option(help="On-topic floor: dense similarity to the query.")] = CHECKS.min_query_similarity,
     min_relative_similarity: Annotated[
         float, typer.Option(help="On-topic floor relative to the positive's similarity, when lower than the absolute one.")
-    ] = 0.5,
-    max_positive_similarity: Annotated[float, typer.Option(help="Paraphrase cap: dense similarity to the positive.")] = 0.9,
-    positive_ratio: Annotated[float, typer.Option(help="Positive-aware cap: similarity to the query at most this x the positive's.")] = 0.95,
-    max_answer_leak: Annotated[float, typer.Option(help="Cap on the share of the answer sentence's bigrams reused.")] = 0.3,
-    seed: Annotated[int, typer.Option()] = 0,
-    backend: LLMBackendOption = "llama.cpp",
-    model: LLMModelOption = "default",
-    base_url: BaseUrlOption = None,
-    api_key_env: ApiKeyEnvOption = "OPENAI_API_KEY",
-    concurrency: ConcurrencyOption = 4,
-    timeout: Annotated[float, typer.Option(help="openai: seconds per request before retrying.")] = 120.0,
-    structured_output: Annotated[str, typer.Option(help="openai: json_schema, json_object or none.")] = "json_schema",
-    grammar: Annotated[bool, typer.Option(help="llama.cpp: enforce the JSON schema with a grammar.")] = True,
-    threads: Annotated[int | None, typer.Option(help="llama.cpp: CPU threads (default: half the cores).")] = None,
-    cache: LLMCacheOption = None,
+    ] = CHECKS.min_relative_similarity,
+    max_positive_similarity: Annotated[float, typer.Option(help="Paraphrase cap: dense similarity to the positive.")] = CHECKS.max_positive_similarity,
+    positive_ratio: Annotated[float, typer.Option(help="Positive-aware cap: similarity to the query at most this x the positive's.")] = CHECKS.positive_ratio,
+    max_answer_leak: Annotated[float, typer.Option(help="Cap on the share of the answer sentence's bigrams reused.")] = CHECKS.max_answer_leak,
+    seed: Annotated[int, typer.Option()] = SYNTHESIZE.seed,
+    backend: LLMBackendOption = SYNTHESIZE.backend,
+    model: LLMModelOption = SYNTHESIZE.model,
+    base_url: BaseUrlOption = SYNTHESIZE.base_url,
+    api_key_env: ApiKeyEnvOption = SYNTHESIZE.api_key_env,
+    concurrency: Annotated[int, typer.Option(help="openai: requests in flight (pairs synthesized at once).")] = SYNTHESIZE.concurrency,
+    timeout: Annotated[float, typer.Option(help="openai: seconds per request before retrying.")] = SYNTHESIZE.timeout,
+    structured_output: Annotated[StructuredOutput, typer.Option(help="openai: json_schema, json_object or none.")] = SYNTHESIZE.structured_output,
+    grammar: Annotated[bool, typer.Option(help="llama.cpp: enforce the JSON schema with a grammar.")] = SYNTHESIZE.grammar,
+    threads: Annotated[int | None, typer.Option(help="llama.cpp: CPU threads (default: half the cores).")] = SYNTHESIZE.threads,
+    cache: LLMCacheOption = SYNTHESIZE.cache,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the LLM even for requests answered before.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run statistics as JSON on stdout.")] = False,
 ) -> dict[str, Any] | None:
     """Synthesize hard negatives with an LLM for each (query, positive) pair: attributes, reflection, checks, revision."""
-    import asyncio
+    from syneg.synth import SynthesizeOptions
+    from syneg.synth import synthesize as synthesize_negatives
 
-    from syneg.data import load_beir
-    from syneg.synth import (
-        CheckConfig,
-        PromptTemplates,
-        Synthesizer,
-        attributes_for_run,
-        pairs_from_beir,
-        pairs_from_training_set,
+    checks = {"min_query_similarity": min_query_similarity, "min_relative_similarity": min_relative_similarity,
+              "max_positive_similarity": max_positive_similarity, "positive_ratio": positive_ratio, "max_answer_leak": max_answer_leak}
+    options = SynthesizeOptions(
+        backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
+        structured_output=structured_output, grammar=grammar, threads=threads, cache=cache, attributes=attributes,
+        negatives_per_pair=negatives_per_pair, max_rounds=max_rounds, ablation=ablation, critique=critique,
+        prompt_style=prompt_style, prompts=prompts, max_words=max_words, max_tokens=max_tokens, temperature=temperature,
+        seed=seed, checks=checks,
     )
-
-    if data.is_file():
-        pairs = pairs_from_training_set(data, limit=limit)
-        dataset = None
-    else:
-        dataset = load_beir(data, split=split)
-        pairs = pairs_from_beir(dataset, limit=limit)
-    client = _llm_client(backend, model, base_url, api_key_env, concurrency, cache, no_cache, timeout, structured_output, grammar, threads)
-    try:
-        attribute_set = attributes_for_run(attributes, ablation, output.with_name(output.name + ".attributes.yaml"),
-                                           dataset, client, seed=seed)
-        synthesizer = Synthesizer(
-            client,
-            attributes=attribute_set,
-            negatives_per_pair=negatives_per_pair,
-            max_rounds=max_rounds,
-            ablation=ablation,  # type: ignore[arg-type]
-            critique=critique,  # type: ignore[arg-type]
-            checks=CheckConfig(
-                min_query_similarity=min_query_similarity,
-                min_relative_similarity=min_relative_similarity,
-                max_positive_similarity=max_positive_similarity,
-                positive_ratio=positive_ratio,
-                max_answer_leak=max_answer_leak,
-            ),
-            max_words=max_words,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            seed=seed,
-            concurrency=concurrency if backend == "openai" else 1,
-            templates=PromptTemplates(prompts),
-            prompt_style=prompt_style,  # type: ignore[arg-type]
-        )
-        stats = synthesizer.run(pairs, output, show_progress=True)
-    finally:
-        asyncio.run(client.aclose())
+    stats = synthesize_negatives(data, output, options, split=split, limit=limit, use_cache=not no_cache)
     if as_json:
         return {"output": str(output), **stats}
     stderr.print(
@@ -449,12 +408,13 @@ def run(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder (default: the config's, else runs/<config name>).")] = None,
     arm: Annotated[list[str] | None, typer.Option("--arm", help="Only this arm (repeatable); the others are left as they are.")] = None,
     seed: Annotated[list[int] | None, typer.Option("--seed", help="Only this seed (repeatable).")] = None,
-    until: Annotated[str | None, typer.Option(help="Stop after this stage: split, mine, synthesize, mix, train or evaluate.")] = None,
+    until: Annotated[PipelineStage | None, typer.Option(help="Stop after this stage: split, mine, synthesize, mix, train or evaluate.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result rows as JSON on stdout ([] after --until).")] = False,
 ) -> list[dict[str, Any]] | None:
     """Run the pipeline mine → synthesize → mix → train → evaluate; completed stages are skipped, so a rerun resumes."""
-    from syneg.pipeline import demo_config_path, summary_table
+    from syneg.pipeline import demo_config_path
     from syneg.pipeline import run as run_pipeline
+    from syneg.report import summary_table
 
     if demo == (config is not None):
         raise typer.BadParameter("give a CONFIG file or --demo (not both)")
@@ -462,7 +422,7 @@ def run(
     assert path is not None
     if demo and output is None:
         output = Path("runs") / "demo"
-    rows = run_pipeline(path, output=output, arms=arm, until=until, seeds=seed)  # type: ignore[arg-type]
+    rows = run_pipeline(path, output=output, arms=arm, until=until, seeds=seed)
     if until not in (None, "evaluate"):
         stderr.print(f"Stopped after the {until} stage.")
     if as_json:
@@ -506,7 +466,7 @@ def cache_list(
 ) -> dict[str, Any] | None:
     """List every cache entry with its size, age and the runs that use it (and the LLM caches runs keep elsewhere)."""
     from syneg.caches import cache_entries, default_run_folders, entries_table
-    from syneg.retrieval import default_cache_dir
+    from syneg.locations import default_cache_dir
 
     entries = cache_entries(runs or default_run_folders(), elsewhere=True)
     if as_json:

@@ -25,12 +25,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from syneg.data import read_training_set
+from syneg.data import RETRIEVED_SOURCES, read_training_set
 
 if TYPE_CHECKING:
     from syneg.retrieval.encoder import DenseEncoder
 
-RETRIEVED_SOURCES = ("bm25", "dense")
 MIN_GROUPS = 4
 
 

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 
 from syneg.data import BeirDataset
+from syneg.options import StageOptions
 from syneg.retrieval.search import SearchBackend
 
 if TYPE_CHECKING:
@@ -25,6 +27,19 @@ if TYPE_CHECKING:
 
 Run = dict[str, dict[str, float]]
 DEFAULT_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+
+
+
+class EvaluateOptions(StageOptions):
+    """What :func:`evaluate` measures: its defaults, and the ``evaluate`` section of a pipeline config."""
+
+    split: str = Field("test", description="The qrels split to evaluate on.")
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS),
+                               description="Metrics (ndcg@10, recall@100, mrr@10, map@k, precision@k).")
+    max_seq_length: int | None = Field(None, description="Dense model truncation length in tokens (default: the model's).")
+
+
+EVALUATE = EvaluateOptions()
 
 _TREC_NAMES = {"ndcg": "ndcg_cut", "recall": "recall", "map": "map_cut", "precision": "P"}
 
@@ -133,7 +148,7 @@ def evaluate(
     encoder: DenseEncoder | None = None,
     show_progress: bool = True,
     name: str | None = None,
-    max_seq_length: int | None = None,
+    max_seq_length: int | None = EVALUATE.max_seq_length,
 ) -> EvaluationResult:
     """Retrieve with ``model`` on a dataset split and score the run.
 

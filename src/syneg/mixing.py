@@ -67,9 +67,12 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from syneg.data import BeirDataset, Document, Negative, TrainingInstance
+from pydantic import Field
+
+from syneg.data import RETRIEVED_SOURCES, BeirDataset, Document, Negative, Retrievers, SamplingStrategy, TrainingInstance
+from syneg.options import StageOptions
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -77,11 +80,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MixStrategy = Literal["hybrid", "direct", "synthetic", "retrieved", "random", "in-batch"]
-MIX_STRATEGIES: tuple[str, ...] = get_args(MixStrategy)
-RetrievedSources = Literal["bm25", "dense", "both"]
-RETRIEVED_SOURCES: tuple[str, ...] = get_args(RetrievedSources)
-SamplingStrategy = Literal["random", "top"]
-SAMPLING_STRATEGIES: tuple[str, ...] = get_args(SamplingStrategy)
+
+
+class MixOptions(StageOptions):
+    """How :func:`mix` fills each instance: its defaults, and the ``mix`` section of a pipeline config."""
+
+    num_negatives: int = Field(3, ge=1, description="Negatives per instance, the same for every strategy.")
+    ratio: float = Field(0.7, gt=0, description="R = synthetic / retrieved negatives (hybrid: per instance; direct: overall).")
+    retrieved_sources: Retrievers = Field("both", description="Retrieved negatives used: bm25, dense or both.")
+    sampling_strategy: SamplingStrategy = Field("random", description="random (seeded) or top (pool order).")
+
+
+MIX = MixOptions()
 
 # The pools an instance draws from; "retrieved" stands for the bm25 and/or dense negatives.
 Pool = Literal["synthetic", "retrieved", "random"]
@@ -117,7 +127,7 @@ class MixStats:
     @property
     def synthetic_to_retrieved(self) -> float | None:
         """The realised dataset-wide ratio R (synthetic / retrieved negatives), None without retrieved ones."""
-        retrieved = self.per_source["bm25"] + self.per_source["dense"]
+        retrieved = sum(self.per_source[source] for source in RETRIEVED_SOURCES)
         return self.per_source["synthetic"] / retrieved if retrieved else None
 
     def table(self) -> Table:
@@ -172,10 +182,10 @@ def mix(
     synthetic: Iterable[TrainingInstance] = (),
     dataset: BeirDataset | Mapping[str, Document] | None = None,
     *,
-    num_negatives: int = 3,
-    ratio: float = 0.7,
-    retrieved_sources: RetrievedSources = "both",
-    sampling_strategy: SamplingStrategy = "random",
+    num_negatives: int = MIX.num_negatives,
+    ratio: float = MIX.ratio,
+    retrieved_sources: Retrievers = MIX.retrieved_sources,
+    sampling_strategy: SamplingStrategy = MIX.sampling_strategy,
     seed: int = 42,
 ) -> tuple[list[TrainingInstance], MixStats]:
     """Build training instances with ``num_negatives`` negatives each, chosen by ``strategy``.
@@ -210,9 +220,9 @@ def mix(
         ValueError: For an unknown option, R <= 0, ``hybrid`` with fewer than 2 negatives, or
             ``random`` without a corpus.
     """
-    _check_choice("strategy", strategy, MIX_STRATEGIES)
-    _check_choice("retrieved_sources", retrieved_sources, RETRIEVED_SOURCES)
-    _check_choice("sampling_strategy", sampling_strategy, SAMPLING_STRATEGIES)
+    _check_choice("strategy", strategy, MixStrategy)
+    _check_choice("retrieved_sources", retrieved_sources, Retrievers)
+    _check_choice("sampling_strategy", sampling_strategy, SamplingStrategy)
     _check_ratio(ratio)
     if num_negatives < 0:
         raise ValueError(f"num_negatives must be >= 0 (got {num_negatives})")
@@ -233,7 +243,7 @@ def mix(
         synthetic_side = set(random.Random(f"{seed}:direct").sample(sorted(joined), share))
         stats.synthetic_only = len(synthetic_side)
 
-    wanted_retrieved = ("bm25", "dense") if retrieved_sources == "both" else (retrieved_sources,)
+    wanted_retrieved = RETRIEVED_SOURCES if retrieved_sources == "both" else (retrieved_sources,)
     instances = []
     for key, (base, negatives) in joined.items():
         rng = random.Random(f"{seed}:{key[0]}:{key[1]}")
@@ -407,6 +417,7 @@ def _check_ratio(ratio: float) -> None:
         raise ValueError(f"ratio R must be a positive number (got {ratio})")
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def _check_choice(name: str, value: str, literal: Any) -> None:
+    choices = get_args(literal)
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r} (expected one of {', '.join(choices)})")

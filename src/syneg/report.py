@@ -41,14 +41,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from rich.table import Table
+
 from syneg.data import DataError, negatives_per_instance
 from syneg.pages import asset, standalone_page
+from syneg.pipeline.markers import marker_file
+from syneg.pipeline.results import COMPOSITION_PREFIX, load_rows
 
 SHOWN_METRICS = ("ndcg@10", "recall@10", "mrr@10")
 MIN_SWEEP_POINTS = 3
 UNTRAINED = ("zero-shot", "bm25")
-COMPOSITION_PREFIX = "negatives_"  # hard negatives per instance by source, from the mix stage (see syneg.pipeline)
-SYNTHESIZE_MARKER = Path("stages") / "synthesize.json"  # the synthesize stage's settings and counts (syneg.pipeline)
 REPORT_STYLE = "main.report { max-width: 1040px; margin: 0 auto; padding: 12px 28px 40px; }\n"
 PROMPT_STYLES = {"two-step": "a reflection call, then a writing call under the attributes",
                  "single": "reflection and text in one call"}
@@ -59,28 +61,10 @@ def plot_name(kind: str, dataset: str) -> str:
     return f"{kind}-{dataset}.png"
 
 
-def load_rows(runs: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Result rows of run folders (or ``results.json`` files)."""
-    rows = []
-    for run in runs:
-        path = Path(run)
-        path = path / "results.json" if path.is_dir() else path
-        if not path.is_file():
-            raise DataError(f"{path}: no results.json here; run `syneg run` on this folder first")
-        try:
-            loaded = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: not valid JSON ({error})") from None
-        if not isinstance(loaded, list) or not all(isinstance(row, dict) and {"arm", "split"} <= row.keys() for row in loaded):
-            raise DataError(f"{path}: not a list of result rows (each with arm and split), as syneg run writes")
-        rows += loaded
-    return rows
-
-
 def _synthesize_stage(run: Path) -> tuple[dict[str, Any], dict[str, Any], Path] | None:
     """(generation settings, the stage's info, the file it wrote) from a run folder's synthesize stage
     marker; None when the run has no finished synthesis."""
-    marker = run / SYNTHESIZE_MARKER
+    marker = marker_file(run, "synthesize")
     if not marker.is_file():
         return None
     try:
@@ -133,14 +117,12 @@ def synthesis_summary(run: str | Path) -> dict[str, Any] | None:
 
 def _attribute_values(spec: str | None, ablation: str, run: Path) -> tuple[str, dict[str, list[str]]]:
     """(where the attribute values came from, the values), as the pipeline chose them (syneg.synth.attributes_for_run)."""
-    from syneg.synth.attributes import AttributeSet, names_a_file
+    from syneg.synth.attributes import AttributeSet, is_shipped
 
     if spec is not None:
-        if names_a_file(run / spec):  # the pipeline records an attribute file relative to the run folder
-            spec = str(run / spec)
-        origin = f"`{Path(spec).name}`" + ("" if names_a_file(spec) else " (shipped with syneg)")
-        try:
-            attributes = AttributeSet.from_spec(spec)
+        origin = f"`{Path(spec).name}`" + (" (shipped with syneg)" if is_shipped(spec) else "")
+        try:  # the pipeline records an attribute file relative to the run folder
+            attributes = AttributeSet.from_spec(spec, base=run)
         except (DataError, FileNotFoundError):  # moved or deleted since the run: say so, keep the report
             return f"{origin} (no longer found)", {}
     elif ablation != "none":
@@ -187,6 +169,17 @@ def mean_std_cell(line: dict[str, Any], metric: str) -> str:
         return "–"
     text = f"{100 * line[metric]:.2f}"
     return text + (f" ± {100 * line[metric + '_std']:.2f}" if line["seeds"] > 1 else "")
+
+
+def summary_table(rows: list[dict[str, Any]], split: str, metrics: Iterable[str] | None = None) -> Table:
+    """Before/after table of ``syneg run``: one line per arm (mean ± std over seeds) on one split."""
+    metrics = list(metrics or SHOWN_METRICS)
+    table = Table(title=f"{split} split (×100; mean ± std over seeds)")
+    for column in ("arm", "strategy", "seeds", *metrics):
+        table.add_column(column, justify="left" if column in ("arm", "strategy") else "right")
+    for line in aggregate([r for r in rows if r["split"] == split], metrics):
+        table.add_row(line["arm"], line["strategy"], str(line["seeds"]), *(mean_std_cell(line, m) for m in metrics))
+    return table
 
 
 def main_and_side(lines: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -18,8 +18,11 @@ from syneg.data.beir import (
 from syneg.data.errors import DataError
 from syneg.data.training_set import (
     NEGATIVE_SOURCES,
+    RETRIEVED_SOURCES,
     Negative,
     NegativeSource,
+    Retrievers,
+    SamplingStrategy,
     TrainingInstance,
     negatives_per_instance,
     read_training_set,
@@ -34,11 +37,14 @@ def demo_path() -> Path:
 
 __all__ = [
     "NEGATIVE_SOURCES",
+    "RETRIEVED_SOURCES",
     "BeirDataset",
     "DataError",
     "Document",
     "Negative",
     "NegativeSource",
+    "Retrievers",
+    "SamplingStrategy",
     "TrainingInstance",
     "available_splits",
     "dataset_digest",

@@ -21,6 +21,12 @@ from syneg.data.jsonl import read_jsonl
 
 NegativeSource = Literal["bm25", "dense", "synthetic", "random"]
 NEGATIVE_SOURCES: tuple[str, ...] = get_args(NegativeSource)
+# The sources of retrieved (mined) negatives, as opposed to synthetic and random ones.
+RETRIEVED_SOURCES: tuple[NegativeSource, ...] = ("bm25", "dense")
+# Which retrievers a stage draws on: mining's ``retriever``, mixing's ``retrieved_sources``.
+Retrievers = Literal["bm25", "dense", "both"]
+# How negatives are taken from a ranked pool: the best first, or a seeded sample (mining and mixing).
+SamplingStrategy = Literal["top", "random"]
 
 
 @dataclass

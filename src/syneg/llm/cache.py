@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from syneg.llm.base import Completion
-from syneg.retrieval.embedding_cache import default_cache_dir
+from syneg.locations import default_cache_dir
 
 
 def default_llm_cache_path() -> Path:

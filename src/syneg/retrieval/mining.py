@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Literal
-
+from typing import get_args
 import numpy as np
+from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 
-from syneg.data import BeirDataset, Negative, TrainingInstance
+from syneg.data import BeirDataset, Negative, Retrievers, SamplingStrategy, TrainingInstance
+from syneg.options import StageOptions
 from syneg.progress import Progress
 from syneg.retrieval.bm25 import BM25Retriever
 from syneg.retrieval.dense import DenseRetriever
@@ -41,8 +42,27 @@ from syneg.retrieval.search import SearchBackend
 
 logger = logging.getLogger(__name__)
 
-RetrieverName = Literal["bm25", "dense", "both"]
 SCORE_FILTERS = ("absolute_margin", "relative_margin", "max_score", "min_score")
+
+
+class MineOptions(StageOptions):
+    """What :func:`mine` retrieves and keeps: its defaults, and the ``mine`` section of a pipeline config.
+    Mine more than you mix (10 negatives for 3 mixed), so that sampling has a pool."""
+
+    retriever: Retrievers = Field("both", description="bm25, dense or both (interleaved).")
+    num_negatives: int = Field(10, ge=1, description="Negatives per (query, positive) pair.")
+    range_min: int = Field(0, ge=0, description="Skip this many of the best surviving candidates.")
+    range_max: int | None = Field(50, ge=1, description="Candidates considered per query and retriever.")
+    relative_margin: float | None = Field(
+        0.05, description="Drop candidates above (1 - margin) x the positive's score; 0.05 is NV-Retriever's 95% rule.")
+    absolute_margin: float | None = Field(None, description="Drop candidates within this of the positive's score.")
+    max_score: float | None = Field(None, description="Drop candidates scoring above this.")
+    min_score: float | None = Field(None, description="Drop candidates scoring below this.")
+    sampling_strategy: SamplingStrategy = Field("top", description="top (the best survivors) or random.")
+    max_seq_length: int | None = Field(None, description="Dense model truncation length in tokens (default: the model's).")
+
+
+MINE = MineOptions()
 
 
 @dataclass
@@ -123,27 +143,31 @@ class MiningResult:
 
 def mine(
     dataset: BeirDataset,
-    retriever: RetrieverName = "dense",
+    retriever: Retrievers = MINE.retriever,
     model: str = "default",
-    num_negatives: int = 3,
-    range_min: int = 0,
-    range_max: int | None = None,
-    max_score: float | None = None,
-    min_score: float | None = None,
-    absolute_margin: float | None = None,
-    relative_margin: float | None = None,
-    sampling_strategy: Literal["top", "random"] = "top",
+    num_negatives: int = MINE.num_negatives,
+    range_min: int = MINE.range_min,
+    range_max: int | None = MINE.range_max,
+    max_score: float | None = MINE.max_score,
+    min_score: float | None = MINE.min_score,
+    absolute_margin: float | None = MINE.absolute_margin,
+    relative_margin: float | None = MINE.relative_margin,
+    sampling_strategy: SamplingStrategy = MINE.sampling_strategy,
     positives_per_query: int | None = None,
     seed: int = 42,
     backend: Backend = "torch",
     search: SearchBackend = "exact",
     batch_size: int = 64,
-    max_seq_length: int | None = None,
+    max_seq_length: int | None = MINE.max_seq_length,
     encoder: DenseEncoder | None = None,
     show_progress: bool = True,
     verbose: bool = True,
 ) -> MiningResult:
     """Mine retrieved hard negatives for every (query, positive) pair of a split.
+
+    The defaults are :class:`MineOptions`' (the pipeline's): both retrievers, 10 negatives from the best
+    50 candidates, NV-Retriever's 95% rule. ``range_max=None, relative_margin=None`` is
+    sentence-transformers' own default.
 
     Args:
         dataset: A BEIR dataset loaded with a split (usually ``train``).
@@ -151,7 +175,7 @@ def mine(
         model: The dense model: ``default`` (embedded all-MiniLM-L6-v2) or a sentence-transformers path.
         num_negatives: Negatives per instance.
         range_min: Skip this many of the best surviving candidates (the likeliest false negatives).
-        range_max: Candidates retrieved per query and retriever. Default, as in sentence-transformers:
+        range_max: Candidates retrieved per query and retriever. None, as in sentence-transformers:
             ``range_min + num_negatives`` with no score filter, ``range_min + 10 * num_negatives`` with one.
         max_score: Drop candidates scoring above this.
         min_score: Drop candidates scoring below this.
@@ -176,12 +200,12 @@ def mine(
         >>> {n.source for i in result.instances for n in i.negatives}
         {'bm25'}
     """
-    if retriever not in ("bm25", "dense", "both"):
-        raise ValueError(f"retriever must be bm25, dense or both, got {retriever!r}")
+    if retriever not in get_args(Retrievers):
+        raise ValueError(f"retriever must be one of {', '.join(get_args(Retrievers))}, got {retriever!r}")
     if num_negatives < 1:
         raise ValueError(f"num_negatives must be at least 1, got {num_negatives}")
-    if sampling_strategy not in ("top", "random"):
-        raise ValueError(f"sampling_strategy must be top or random, got {sampling_strategy!r}")
+    if sampling_strategy not in get_args(SamplingStrategy):
+        raise ValueError(f"sampling_strategy must be one of {', '.join(get_args(SamplingStrategy))}, got {sampling_strategy!r}")
     if not dataset.qrels:
         raise ValueError(f"{dataset.path}: mining needs a split with qrels (load_beir(path, split='train'))")
     filters = {"absolute_margin": absolute_margin, "relative_margin": relative_margin, "max_score": max_score, "min_score": min_score}

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from syneg.synth.attributes import (
     AttributeSet,
+    attribute_file,
     attributes_for_run,
     example_path,
+    is_shipped,
     merge_domain_names,
     propose_attributes,
     propose_attributes_sync,
 )
 from syneg.synth.checks import CheckConfig, CheckResult, answer_leak, degeneration, is_echo, run_checks
+from syneg.synth.options import SYNTHESIZE, Ablation, Critique, LLMOptions, PromptStyle, SynthesizeOptions
 from syneg.synth.prompts import PromptTemplates
+from syneg.synth.stage import synthesize
 from syneg.synth.synthesize import (
-    Ablation,
-    Critique,
     Pair,
     SynthesisStats,
     Synthesizer,
@@ -23,26 +25,31 @@ from syneg.synth.synthesize import (
     iter_negatives,
     pairs_from_beir,
     pairs_from_training_set,
-    synthesize,
 )
 
 __all__ = [
+    "SYNTHESIZE",
     "Ablation",
     "AttributeSet",
     "CheckConfig",
     "CheckResult",
     "Critique",
+    "LLMOptions",
     "Pair",
+    "PromptStyle",
     "PromptTemplates",
     "SynthesisStats",
+    "SynthesizeOptions",
     "Synthesizer",
     "answer_leak",
     "as_passage",
+    "attribute_file",
     "attributes_for_run",
     "completed_pairs",
     "degeneration",
     "example_path",
     "is_echo",
+    "is_shipped",
     "iter_negatives",
     "merge_domain_names",
     "pairs_from_beir",

@@ -90,22 +90,48 @@ class AttributeSet:
         Path(path).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
     @classmethod
-    def from_spec(cls, spec: str | Path) -> AttributeSet:
-        """A YAML file path, or the name of a shipped example (``scifact``)."""
-        return cls.load(spec) if names_a_file(spec) else cls.example(str(spec))
+    def from_spec(cls, spec: str | Path, base: str | Path | None = None) -> AttributeSet:
+        """The attribute set a spec names: a shipped example (``scifact``, ``demo``) or a YAML file, a
+        relative path read from ``base`` (the config's folder in a pipeline run, else the working
+        directory). See :func:`attribute_file`."""
+        return cls.load(attribute_file(spec, base))
 
     @classmethod
     def example(cls, name: str = "scifact") -> AttributeSet:
         """An attribute file shipped with syneg (``scifact``: the paper's values)."""
-        path = example_path(name)
-        if not path.is_file():
-            raise FileNotFoundError(f"No attribute file {name!r} and no shipped example of that name (try scifact)")
-        return cls.load(path)
+        if not is_shipped(name):
+            raise FileNotFoundError(f"No shipped attribute file {name!r} (shipped: {', '.join(shipped_examples())})")
+        return cls.load(example_path(name))
 
 
-def names_a_file(spec: str | Path) -> bool:
-    """Whether an attribute spec is a YAML file path; otherwise it names a shipped example."""
-    return Path(spec).exists() or str(spec).endswith((".yaml", ".yml"))
+def shipped_examples() -> list[str]:
+    """The names of the attribute files shipped with syneg."""
+    return sorted(path.stem for path in example_path("scifact").parent.glob("*.yaml"))
+
+
+def is_shipped(spec: str | Path) -> bool:
+    """Whether an attribute spec is the name of a shipped example: a bare name (no folder, no suffix)
+    that syneg ships. Shipped names come first, so a folder named ``demo`` where syneg runs changes nothing."""
+    return isinstance(spec, str) and spec in shipped_examples()
+
+
+def attribute_file(spec: str | Path, base: str | Path | None = None) -> Path:
+    """The one rule for what an attribute spec names, in the pipeline, the CLI and the report alike:
+    a shipped example's name first; otherwise a YAML file, a relative path being read from ``base``
+    (the working directory when None).
+
+    >>> attribute_file("scifact").name, attribute_file("attributes/mine.yaml", "/exp").as_posix()
+    ('scifact.yaml', '/exp/attributes/mine.yaml')
+    """
+    if is_shipped(spec):
+        return example_path(str(spec))
+    path = Path(spec)
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    if not path.exists() and Path(spec).name == str(spec) and not Path(spec).suffix:
+        raise FileNotFoundError(f"No attribute file {str(spec)!r} and no shipped example of that name "
+                                f"(shipped: {', '.join(shipped_examples())})")
+    return path
 
 
 def example_path(name: str = "scifact") -> Path:
@@ -207,7 +233,8 @@ def attributes_for_run(
     if proposed.is_file():
         return AttributeSet.load(proposed)
     if dataset is None:
-        raise ValueError("A training-set jsonl has no corpus to propose attributes from: pass --attributes")
+        raise ValueError("Pairs without a corpus (a training-set jsonl) give nothing to propose attributes from: "
+                         "name an attribute file or a shipped example (--attributes)")
     attributes = propose_attributes_sync(dataset, client, seed=seed)
     attributes.save(proposed)
     logger.info("Proposed domains %s; saved to %s (edit it and rerun).", ", ".join(attributes.domain), proposed)

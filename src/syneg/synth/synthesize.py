@@ -26,10 +26,10 @@ import hashlib
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 from pydantic import BaseModel
@@ -55,11 +55,8 @@ from syneg.synth.checks import (
     similarity_window,
     words,
 )
+from syneg.synth.options import SYNTHESIZE, Ablation, Critique, PromptStyle
 from syneg.synth.prompts import PromptTemplates
-
-Ablation = Literal["none", "no-attributes", "no-attributes-no-reflection"]
-Critique = Literal["off", "record", "enforce"]
-PromptStyle = Literal["two-step", "single"]
 
 
 @dataclass(frozen=True)
@@ -347,25 +344,23 @@ class Synthesizer:
         client: LLMClient,
         encoder: Any = None,
         attributes: AttributeSet | None = None,
-        negatives_per_pair: int = 1,
-        max_rounds: int = 2,
-        ablation: Ablation = "none",
-        critique: Critique = "off",
+        negatives_per_pair: int = SYNTHESIZE.negatives_per_pair,
+        max_rounds: int = SYNTHESIZE.max_rounds,
+        ablation: Ablation = SYNTHESIZE.ablation,
+        critique: Critique = SYNTHESIZE.critique,
         checks: CheckConfig | None = None,
-        max_words: int = 400,
-        max_tokens: int = 220,
-        temperature: float = 0.7,
-        seed: int = 0,
+        max_words: int = SYNTHESIZE.max_words,
+        max_tokens: int = SYNTHESIZE.max_tokens,
+        temperature: float = SYNTHESIZE.temperature,
+        seed: int = SYNTHESIZE.seed,
         concurrency: int = 1,
         templates: PromptTemplates | None = None,
-        prompt_style: PromptStyle = "two-step",
+        prompt_style: PromptStyle = SYNTHESIZE.prompt_style,
     ) -> None:
-        if ablation not in ("none", "no-attributes", "no-attributes-no-reflection"):
-            raise ValueError(f"Unknown ablation {ablation!r}")
-        if critique not in ("off", "record", "enforce"):
-            raise ValueError(f"Unknown critique mode {critique!r}")
-        if prompt_style not in ("two-step", "single"):
-            raise ValueError(f"Unknown prompt style {prompt_style!r}")
+        for name, value, choices in (("ablation", ablation, Ablation), ("critique mode", critique, Critique),
+                                     ("prompt style", prompt_style, PromptStyle)):
+            if value not in get_args(choices):
+                raise ValueError(f"Unknown {name} {value!r}; expected one of {', '.join(get_args(choices))}")
         self.client = client
         self._encoder = encoder
         self.attributes = attributes or AttributeSet(domain=["general knowledge"])
@@ -699,36 +694,3 @@ def iter_negatives(path: str | Path) -> Iterator[tuple[TrainingInstance, Negativ
     for instance in read_training_set(path):
         for negative in instance.negatives:
             yield instance, negative
-
-
-def synthesize(
-    data: BeirDataset | Iterable[Pair],
-    output: str | Path,
-    client: LLMClient | None = None,
-    limit: int | None = None,
-    show_progress: bool = True,
-    **options: Any,
-) -> dict[str, Any]:
-    """The verb: synthesize negatives into ``output`` for a dataset's split or for given pairs.
-
-    ``client`` defaults to the embedded llama.cpp model with the default request cache; ``options``
-    are :class:`Synthesizer`'s. Returns the run statistics.
-
-    Example::
-
-        >>> import syneg
-        >>> train = syneg.load_beir(syneg.demo_path(), split="train")
-        >>> stats = syneg.synthesize(train, "demo-synthetic.jsonl", limit=2)  # doctest: +SKIP
-        >>> sorted(k for k in stats if k in ("accepted", "cache_hits", "rejected", "requests"))  # doctest: +SKIP
-        ['accepted', 'cache_hits', 'rejected', 'requests']
-    """
-    from syneg.llm import make_client
-
-    pairs = pairs_from_beir(data, limit) if isinstance(data, BeirDataset) else list(data)[:limit]
-    owned = client is None
-    client = client or make_client()
-    try:
-        return Synthesizer(client, **options).run(pairs, output, show_progress)
-    finally:
-        if owned:
-            asyncio.run(client.aclose())

@@ -16,12 +16,14 @@ from __future__ import annotations
 from syneg.training.card import write_model_card
 from syneg.training.dataset import TrainingData, to_dataset
 from syneg.training.loss import DEFAULT_TEMPERATURE, TRAIN_LOSSES, TrainLoss, build_loss, temperature_to_scale
-from syneg.training.trainer import TrainResult, train
+from syneg.training.trainer import TRAIN, TrainOptions, TrainResult, train
 
 __all__ = [
     "DEFAULT_TEMPERATURE",
+    "TRAIN",
     "TRAIN_LOSSES",
     "TrainLoss",
+    "TrainOptions",
     "TrainResult",
     "TrainingData",
     "build_loss",

@@ -69,7 +69,7 @@ def build_loss(
     Example::
 
         >>> from sentence_transformers import SentenceTransformer
-        >>> from syneg.retrieval.encoder import resolve_model
+        >>> from syneg.locations import resolve_model
         >>> model = SentenceTransformer(resolve_model("default"))
         >>> build_loss(model, temperature=0.02).scale
         50.0

@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+
 from syneg.data import TrainingInstance, read_training_set
+from syneg.locations import resolve_model
+from syneg.options import StageOptions
 from syneg.progress import Progress
 from syneg.training.card import write_model_card
 from syneg.training.dataset import TrainingData, to_dataset
@@ -20,6 +24,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
+
+
+class TrainOptions(StageOptions):
+    """How :func:`train` fine-tunes: its defaults, and the ``train`` section of a pipeline config."""
+
+    model: str = Field("default", description="Backbone: default (embedded all-MiniLM-L6-v2) or a model folder.")
+    temperature: float = Field(DEFAULT_TEMPERATURE, gt=0, description="InfoNCE temperature τ (scale = 1/τ; paper 0.02).")
+    loss: TrainLoss = Field("infonce", description="infonce, or gist (guided masking of false negatives).")
+    batch_size: int = Field(32, ge=2, description="Rows per batch.")
+    learning_rate: float = Field(2e-5, description="Peak learning rate.")
+    epochs: float = Field(1.0, description="Passes over the training set.")
+    max_steps: int | None = Field(None, description="Stop after this many steps (overrides epochs).")
+    warmup_ratio: float = Field(0.1, description="Share of steps warming up the learning rate.")
+    max_seq_length: int | None = Field(None, description="Truncation length in tokens.")
+    save_steps: int = Field(50, description="Steps between checkpoints (in OUTPUT/checkpoints).")
+
+
+TRAIN = TrainOptions()
 
 
 @dataclass
@@ -35,24 +57,24 @@ class TrainResult:
 def train(
     training_set: str | Path | Iterable[TrainingInstance],
     output_dir: str | Path,
-    model: str = "default",
+    model: str = TRAIN.model,
     *,
-    temperature: float = DEFAULT_TEMPERATURE,
-    loss: TrainLoss = "infonce",
+    temperature: float = TRAIN.temperature,
+    loss: TrainLoss = TRAIN.loss,
     guide_model: str | None = None,
     num_negatives: int | None = None,
-    batch_size: int = 32,
+    batch_size: int = TRAIN.batch_size,
     mini_batch_size: int = 32,
-    learning_rate: float = 2e-5,
-    epochs: float = 1.0,
-    max_steps: int | None = None,
-    warmup_ratio: float = 0.1,
+    learning_rate: float = TRAIN.learning_rate,
+    epochs: float = TRAIN.epochs,
+    max_steps: int | None = TRAIN.max_steps,
+    warmup_ratio: float = TRAIN.warmup_ratio,
     weight_decay: float = 0.01,
-    max_seq_length: int | None = None,
+    max_seq_length: int | None = TRAIN.max_seq_length,
     query_prompt: str | None = None,
     document_prompt: str | None = None,
     seed: int = 42,
-    save_steps: int = 500,
+    save_steps: int = TRAIN.save_steps,
     save_total_limit: int | None = 2,
     logging_steps: int = 10,
     resume_from_checkpoint: bool | str = False,
@@ -126,7 +148,6 @@ def train(
     from transformers import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
-    from syneg.retrieval.encoder import resolve_model
     from syneg.training.progress import TrainingProgress
 
     if not 0 <= warmup_ratio < 1:

@@ -1,0 +1,93 @@
+"""The synthesize stage's option schema: which LLM answers and how it is asked.
+
+:class:`SynthesizeOptions` holds the defaults and the allowed values of ``syneg synthesize``, of the
+``synthesize`` section of a pipeline config and of :func:`syneg.synthesize`; :class:`LLMOptions`, its
+first half, builds the LLM client (``syneg propose-attributes`` reads only that half).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from syneg import llm
+from syneg.llm import BackendName, LLMClient, StructuredOutput
+from syneg.options import StageOptions
+from syneg.synth.checks import CheckConfig
+
+Ablation = Literal["none", "no-attributes", "no-attributes-no-reflection"]
+Critique = Literal["off", "record", "enforce"]
+PromptStyle = Literal["two-step", "single"]
+
+
+class LLMOptions(StageOptions):
+    """The LLM that writes the negatives and how it is reached (see :func:`syneg.llm.make_client`)."""
+
+    backend: BackendName = Field("llama.cpp", description="llama.cpp (in-process, offline) or openai (any OpenAI-compatible endpoint).")
+    model: str = Field("default", description="llama.cpp: qwen2.5-0.5b (default), smollm2-135m or a GGUF path; "
+                                              "openai: the endpoint's model name.")
+    base_url: str | None = Field(None, description="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never logged).")
+    concurrency: int = Field(4, ge=1, description="openai: requests in flight (pairs synthesized at once).")
+    timeout: float = Field(120.0, gt=0, description="openai: seconds per request before retrying.")
+    structured_output: StructuredOutput = Field("json_schema", description="openai: json_schema, json_object or none.")
+    grammar: bool = Field(True, description="llama.cpp: enforce the JSON schema with a grammar.")
+    threads: int | None = Field(None, description="llama.cpp: CPU threads (default: half the cores).")
+    cache: Path | None = Field(None, description="LLM request cache (default: $SYNEG_CACHE_DIR/llm-cache.sqlite).")
+
+    def client(self, use_cache: bool = True) -> LLMClient:
+        """A client for these options, with the request cache unless ``use_cache`` is False; the caller closes it."""
+        return llm.make_client(
+            self.backend,
+            model=self.model,
+            base_url=self.base_url,
+            api_key_env=self.api_key_env,
+            concurrency=self.concurrency,
+            timeout=self.timeout,
+            structured_output=self.structured_output,
+            grammar=self.grammar,
+            n_threads=self.threads,
+            cache=(self.cache or True) if use_cache else False,
+        )
+
+    @property
+    def pairs_in_flight(self) -> int:
+        """Pairs synthesized at once: llama.cpp decodes one sequence at a time, so only the openai
+        backend, which serves requests concurrently, gains from more than one."""
+        return self.concurrency if self.backend == "openai" else 1
+
+
+class SynthesizeOptions(LLMOptions):
+    """How the negatives are written and checked (see :class:`syneg.synth.Synthesizer` for each option)."""
+
+    attributes: str | None = Field(None, description="Attribute YAML file, or a shipped example (scifact, demo). "
+                                                     "Default: proposed by the LLM from a corpus sample.")
+    negatives_per_pair: int = Field(1, ge=1, description="Negatives kept per pair (K).")
+    max_rounds: int = Field(2, ge=0, description="Revisions of a candidate that fails a check.")
+    ablation: Ablation = Field("none", description="none, no-attributes or no-attributes-no-reflection (the paper's ablations).")
+    critique: Critique = Field("off", description="LLM self-critique: off, record or enforce.")
+    prompt_style: PromptStyle = Field("two-step", description="two-step (reflect, then write) or single (one JSON answer).")
+    prompts: Path | None = Field(None, description="Folder of prompt templates overriding the shipped ones.")
+    max_words: int = Field(400, ge=1, description="Cap on the target length of a negative, in words.")
+    max_tokens: int = Field(220, ge=1, description="Generation budget per LLM answer.")
+    temperature: float = Field(0.7, ge=0)
+    seed: int = 0
+    checks: dict[str, float] = Field(default_factory=dict, description="Overrides of syneg.synth.CheckConfig thresholds.")
+
+    @field_validator("checks")
+    @classmethod
+    def _known_checks(cls, checks: dict[str, float]) -> dict[str, float]:
+        known = [field.name for field in fields(CheckConfig)]
+        unknown = sorted(set(checks) - set(known))
+        if unknown:
+            raise ValueError(f"unknown checks {', '.join(unknown)}; known: {', '.join(known)}")
+        return checks
+
+    def check_config(self) -> CheckConfig:
+        return CheckConfig(**self.checks)
+
+
+SYNTHESIZE = SynthesizeOptions()

@@ -1,0 +1,107 @@
+"""The synthesize stage in one call: the one way into it for ``syneg synthesize``, ``syneg run`` and
+the Python API alike.
+
+:func:`synthesize` owns what a synthesis run needs besides its options: the (query, positive) pairs,
+the LLM client (built from the options and closed at the end, unless the caller lends one), the
+attribute set (a file or shipped example, none for the ablations, else domains the LLM proposes from
+the corpus and keeps beside the output) and the :class:`~syneg.synth.Synthesizer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from syneg.data import BeirDataset, load_beir
+from syneg.llm import LLMClient
+from syneg.synth.attributes import attributes_for_run
+from syneg.synth.options import SynthesizeOptions
+from syneg.synth.prompts import PromptTemplates
+from syneg.synth.synthesize import Pair, Synthesizer, pairs_from_beir, pairs_from_training_set
+
+
+def synthesize(
+    data: BeirDataset | str | Path | Iterable[Pair],
+    output: str | Path,
+    options: SynthesizeOptions | None = None,
+    *,
+    split: str = "train",
+    limit: int | None = None,
+    corpus: BeirDataset | None = None,
+    proposed_attributes: str | Path | None = None,
+    client: LLMClient | None = None,
+    use_cache: bool = True,
+    encoder: Any = None,
+    show_progress: bool = True,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """The verb: synthesize negatives into ``output`` for the (query, positive) pairs of ``data``.
+
+    Args:
+        data: A :class:`BeirDataset` (its qrels pairs), a BEIR folder (loaded with ``split``), a
+            training-set jsonl (its pairs, e.g. ``syneg mine``'s output) or :class:`Pair` objects.
+        output: Training-set jsonl to append to; pairs already in it are skipped.
+        options: A :class:`SynthesizeOptions` (defaults: its own); ``overrides`` set its fields by
+            name, e.g. ``negatives_per_pair=2``.
+        limit: Only the first ``limit`` pairs.
+        corpus: The dataset to propose domains from when ``data`` has no corpus (a jsonl or pairs).
+        proposed_attributes: Where proposed attributes are kept and read back on a rerun (the user may
+            edit them); default ``OUTPUT.attributes.yaml``.
+        client: An LLM client to use instead of one built from the options; the caller closes it.
+        use_cache: With a built client, answer requests asked before from the request cache.
+        encoder: The dense encoder of the checks (default: the embedded all-MiniLM-L6-v2).
+
+    Returns the run statistics (synthesis and LLM usage).
+
+    Example::
+
+        >>> import syneg
+        >>> train = syneg.load_beir(syneg.demo_path(), split="train")
+        >>> stats = syneg.synthesize(train, "demo-synthetic.jsonl", limit=2, attributes="demo")  # doctest: +SKIP
+        >>> sorted(k for k in stats if k in ("accepted", "cache_hits", "rejected", "requests"))  # doctest: +SKIP
+        ['accepted', 'cache_hits', 'rejected', 'requests']
+    """
+    chosen = (options or SynthesizeOptions()).model_dump(include=set(SynthesizeOptions.model_fields))
+    options = SynthesizeOptions.model_validate(chosen | overrides)
+    output = Path(output)
+    pairs, dataset = _pairs(data, split, limit)
+    proposed = Path(proposed_attributes) if proposed_attributes else output.with_name(output.name + ".attributes.yaml")
+    owned = client is None
+    client = client or options.client(use_cache)
+    try:
+        attributes = attributes_for_run(options.attributes, options.ablation, proposed, corpus or dataset, client,
+                                        seed=options.seed)
+        synthesizer = Synthesizer(
+            client,
+            encoder=encoder,
+            attributes=attributes,
+            negatives_per_pair=options.negatives_per_pair,
+            max_rounds=options.max_rounds,
+            ablation=options.ablation,
+            critique=options.critique,
+            checks=options.check_config(),
+            max_words=options.max_words,
+            max_tokens=options.max_tokens,
+            temperature=options.temperature,
+            seed=options.seed,
+            concurrency=options.pairs_in_flight,
+            templates=PromptTemplates(options.prompts),
+            prompt_style=options.prompt_style,
+        )
+        return synthesizer.run(pairs, output, show_progress)
+    finally:
+        if owned:
+            asyncio.run(client.aclose())
+
+
+def _pairs(data: BeirDataset | str | Path | Iterable[Pair], split: str, limit: int | None) -> tuple[list[Pair], BeirDataset | None]:
+    """The pairs of ``data``, and its dataset when it has one (to propose attributes from)."""
+    if isinstance(data, (str, Path)):
+        if Path(data).is_file():
+            return pairs_from_training_set(data, limit=limit), None
+        data = load_beir(data, split=split)
+    if isinstance(data, BeirDataset):
+        return pairs_from_beir(data, limit=limit), data
+    return list(data)[:limit], None

@@ -1,0 +1,62 @@
+"""One option schema per stage: the command line, the pipeline config and the Python verbs share its
+defaults and its allowed values."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import get_args
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from syneg import cli
+from syneg.data import Retrievers, SamplingStrategy
+from syneg.evaluation import EvaluateOptions, evaluate
+from syneg.mixing import MixOptions, MixStrategy, mix
+from syneg.pipeline import RunConfig
+from syneg.retrieval.mining import MineOptions, mine
+from syneg.synth import Ablation, Critique, PromptStyle, Synthesizer, SynthesizeOptions
+from syneg.training import TrainOptions, train
+
+# Synthesizer takes what the options build: the attribute set and check thresholds as objects, and the
+# pairs in flight (SynthesizeOptions.pairs_in_flight) as its concurrency.
+BUILT = {Synthesizer.__init__: ("attributes", "checks", "concurrency")}
+SCHEMAS = [
+    (MineOptions, "mine", [cli.mine, mine]),
+    (MixOptions, "mix", [cli.mix, mix]),
+    (TrainOptions, "train", [cli.train, train]),
+    (SynthesizeOptions, "synthesize", [cli.synthesize, Synthesizer.__init__]),
+    (EvaluateOptions, "evaluate", [cli.evaluate, evaluate]),
+]
+
+
+@pytest.mark.parametrize(("schema", "section", "functions"), SCHEMAS, ids=[s[1] for s in SCHEMAS])
+def test_the_command_line_the_verbs_and_the_pipeline_share_each_stages_defaults(schema, section, functions):
+    defaults = schema()
+    assert isinstance(getattr(RunConfig(data=Path(".")), section), schema)  # the pipeline's section is the schema
+    for function in functions:
+        parameters = inspect.signature(function).parameters
+        shared = [name for name in schema.model_fields if name in parameters and name not in BUILT.get(function, ())]
+        assert shared, function
+        for name in shared:
+            default = parameters[name].default
+            default = list(default) if isinstance(default, tuple) else default  # a verb's metrics are a tuple
+            assert default == getattr(defaults, name), f"{function.__qualname__}({name}=...)"
+
+
+def test_the_command_lines_choices_are_the_schemas_literals():
+    commands = typer.main.get_command(cli.app).commands
+    expected = {
+        ("mine", "retriever"): Retrievers, ("mine", "sampling_strategy"): SamplingStrategy,
+        ("mix", "strategy"): MixStrategy, ("mix", "retrieved_sources"): Retrievers,
+        ("mix", "sampling_strategy"): SamplingStrategy, ("synthesize", "ablation"): Ablation,
+        ("synthesize", "critique"): Critique, ("synthesize", "prompt_style"): PromptStyle,
+    }
+    for (command, option), literal in expected.items():
+        param = next(p for p in commands[command].params if p.name == option)
+        assert param.type_descriptor.annotation == literal, (command, option)
+    refused = CliRunner().invoke(cli.app, ["mix", "-o", "x.jsonl", "--retrieved-sources", "splade"])
+    assert refused.exit_code == 2 and all(value in refused.output for value in get_args(Retrievers))
+    assert "type: ignore" not in Path(cli.__file__).read_text()
