@@ -66,6 +66,7 @@ def load_cpu_level() -> dict:
     earlier revision predates the loader, and the wheel's levels must be loaded before any model."""
     spec = importlib.util.spec_from_file_location("_syneg_cpu_backend", CURRENT_SRC / "syneg/llm/cpu_backend.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
     spec.loader.exec_module(module)
     backend = module.load_cpu_backend()
     return {"level": backend.level, "features": list(backend.features)}

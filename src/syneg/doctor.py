@@ -150,5 +150,5 @@ def _llama_line(llama: dict[str, Any]) -> str:
     if llama.get("error"):
         return f"llama-cpp-python {llama['version']}: [red]{llama['error']}[/red]"
     shipped = f" of {len(llama['levels'])} shipped" if llama["levels"] else ""
-    return (f"llama-cpp-python {llama['version']}, CPU level {llama['level']}{shipped} ({llama['reason']}), "
-            f"using {', '.join(llama['uses'])}")  # fmt: skip
+    return (f"llama-cpp-python {llama['version']}, CPU level {llama['level']}{shipped}: {llama['reason']}; "
+            f"uses {', '.join(llama['uses'])}")  # fmt: skip

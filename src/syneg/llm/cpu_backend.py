@@ -85,7 +85,7 @@ def load_cpu_backend() -> CpuBackend:
     if ggml.ggml_backend_reg_count() == 0:
         raise LLMError("backend", f"no llama.cpp CPU backend in {lib_dir} loads on this CPU")
     level = _loaded_level() or "unknown"
-    reason = f"asked for ({LEVEL_ENV}={forced})" if forced else "the best level this CPU supports (ggml's score)"
+    reason = f"asked for by {LEVEL_ENV}" if forced else "the best this CPU runs, by ggml's score"
     return CpuBackend(level, available, _features(), reason)
 
 
