@@ -1,0 +1,67 @@
+"""The requests synthesis sends are the ones the committed LLM caches were filled with.
+
+The SciFact full-budget negatives (bench/experiments/scifact-all.yaml) are regenerated from the
+committed request cache. Any change to a prompt, a seed, ``max_tokens``, ``repeat_penalty`` or the
+order of the requests changes their cache keys, and a rerun would then need the LLM for every pair:
+so the first pairs of that run, replayed with the current code, must be answered by the cache alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from syneg.data import read_training_set
+from syneg.llm import ChatRequest
+from syneg.pipeline import RunConfig
+from syneg.synth import AttributeSet, Synthesizer, pairs_from_training_set
+
+EXPERIMENTS = Path(__file__).parents[2] / "bench" / "experiments"
+# The run's first pairs in its own order: accepted at once, accepted after two revisions, and a slot
+# that failed every round, so that reflection, writing and revision requests are all replayed.
+PAIRS = 4
+
+
+def snapshot(source: Path, target: Path) -> Path:
+    """A consistent copy of an SQLite file that a running synthesis may be writing to."""
+    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as reader, sqlite3.connect(target) as writer:
+        reader.backup(writer)
+    return target
+
+
+def test_the_committed_scifact_cache_answers_every_request_of_its_first_pairs(tmp_path, encoder):
+    config = RunConfig.load(EXPERIMENTS / "scifact-all.yaml")
+    options = config.synthesize
+    pairs = pairs_from_training_set(options.file, limit=PAIRS)
+    client = options.model_copy(update={"cache": snapshot(options.cache, tmp_path / "cache.sqlite")}).client()
+
+    async def no_generation(request: ChatRequest) -> None:
+        raise AssertionError(f"not in the committed cache (a prompt or parameter changed): {request.messages[-1][1][:300]!r}")
+
+    client.backend.complete = no_generation  # fail at the first miss, without loading the model
+    synthesizer = Synthesizer(
+        client,
+        encoder=encoder,
+        attributes=AttributeSet.from_spec(options.attributes),
+        negatives_per_pair=options.negatives_per_pair,
+        max_rounds=options.max_rounds,
+        checks=options.check_config(),
+        max_words=options.max_words,
+        max_tokens=options.max_tokens,
+        temperature=options.temperature,
+        seed=options.seed,
+    )
+    stats = synthesizer.run(pairs, tmp_path / "replayed.jsonl", show_progress=False)
+    assert stats["requests"] == 0 and stats["cache_hits"] >= 2 * PAIRS
+    assert stats["rejected"] > 0 and stats["failed_slots"] > 0  # the revision path was replayed too
+    replayed = list(read_training_set(tmp_path / "replayed.jsonl"))
+    expected = list(read_training_set(options.file))[:PAIRS]
+    assert [[n.text for n in i.negatives] for i in replayed] == [[n.text for n in i.negatives] for i in expected]
+
+
+@pytest.fixture(autouse=True)
+def _committed_cache_present() -> None:
+    if not (EXPERIMENTS / "scifact-all-llm-cache.sqlite").is_file():
+        pytest.skip("bench/experiments/scifact-all-llm-cache.sqlite is not in this checkout")
