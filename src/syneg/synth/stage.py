@@ -19,7 +19,8 @@ from syneg.llm import LLMClient
 from syneg.synth.attributes import attributes_for_run
 from syneg.synth.options import SynthesizeOptions
 from syneg.synth.prompts import PromptTemplates
-from syneg.synth.synthesize import Pair, Synthesizer, pairs_from_beir, pairs_from_training_set
+from syneg.synth.pairs import Pair, pairs_from_beir, pairs_from_training_set
+from syneg.synth.synthesize import Synthesizer
 
 
 def synthesize(
