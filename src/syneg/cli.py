@@ -26,13 +26,13 @@ from rich.markup import escape
 
 from syneg import progress
 from syneg.data import DataError, Retrievers, SamplingStrategy
-from syneg.evaluation import EVALUATE
+from syneg.evaluation import EVALUATE, RETRIEVED_PER_QUERY
 from syneg.llm import BackendName, StructuredOutput
 from syneg.mixing import MIX, MixStrategy
 from syneg.pipeline import PipelineStage
-from syneg.retrieval.encoder import Backend
+from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend
 from syneg.retrieval.mining import MINE
-from syneg.retrieval.search import SearchBackend
+from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
 from syneg.synth import SYNTHESIZE, Ablation, CheckConfig, Critique, PromptStyle
 from syneg.training import TRAIN, TrainLoss
 
@@ -123,10 +123,10 @@ def evaluate(
         typer.Option("--model", "-m", help="bm25, default (embedded all-MiniLM-L6-v2) or a model folder; repeat to compare."),
     ] = ["default"],  # noqa: B006 - typer needs a literal default
     split: Annotated[str, typer.Option(help="The qrels split to evaluate on.")] = EVALUATE.split,
-    k: Annotated[int, typer.Option(help="Documents retrieved per query.")] = 100,
+    k: Annotated[int, typer.Option(help="Documents retrieved per query.")] = RETRIEVED_PER_QUERY,
     metric: Annotated[list[str] | None, typer.Option(help="Metrics (ndcg@10, recall@100, mrr@10, map@k, precision@k).")] = None,
-    backend: BackendOption = "torch",
-    search: SearchOption = "exact",
+    backend: BackendOption = DEFAULT_BACKEND,
+    search: SearchOption = DEFAULT_SEARCH,
     max_seq_length: MaxLengthOption = None,
     run_dir: Annotated[Path | None, typer.Option(help="Write each model's TREC run file here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object; one per model when comparing).")] = False,
@@ -173,8 +173,8 @@ def mine(
     sampling_strategy: Annotated[SamplingStrategy, typer.Option(help="top or random.")] = MINE.sampling_strategy,
     positives_per_query: Annotated[int | None, typer.Option(help="At most this many positives per query.")] = None,
     seed: Annotated[int, typer.Option()] = 42,
-    backend: BackendOption = "torch",
-    search: SearchOption = "exact",
+    backend: BackendOption = DEFAULT_BACKEND,
+    search: SearchOption = DEFAULT_SEARCH,
     max_seq_length: MaxLengthOption = MINE.max_seq_length,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON on stdout.")] = False,
 ) -> dict[str, Any] | None:

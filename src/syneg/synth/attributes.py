@@ -217,21 +217,10 @@ def propose_attributes_sync(dataset: BeirDataset, client: LLMClient, **kwargs: o
     return asyncio.run(propose_attributes(dataset, client, **kwargs))  # type: ignore[arg-type]
 
 
-def attributes_for_run(
-    spec: str | Path | None,
-    ablation: str,
-    proposed: Path,
-    dataset: BeirDataset | None,
-    client: LLMClient,
-    seed: int = 0,
-) -> AttributeSet | None:
-    """The attribute set of a synthesis run, as ``syneg synthesize`` and ``syneg run`` choose it.
-
-    The ablations need none; otherwise a given file or shipped example (``spec``) wins, else the set
-    the LLM proposed earlier at ``proposed`` is reused (the user may have edited it), or the LLM
-    proposes one from a corpus sample and it is saved there.
-    """
-    return choose_attributes(spec, ablation, proposed, dataset, client, seed)[0]
+def attributes_for_run(*args: Any, **kwargs: Any) -> AttributeSet | None:
+    """The attribute set of a synthesis run, as ``syneg synthesize`` and ``syneg run`` choose it: the set
+    alone of :func:`choose_attributes`, which takes the same arguments."""
+    return choose_attributes(*args, **kwargs)[0]
 
 
 def choose_attributes(
@@ -242,8 +231,13 @@ def choose_attributes(
     client: LLMClient,
     seed: int = 0,
 ) -> tuple[AttributeSet | None, dict[str, Any]]:
-    """:func:`attributes_for_run`'s set, and the record of the choice that the synthesize stage keeps:
-    ``source`` (``shipped``, ``file``, ``proposed`` or ``none``), the file's ``name`` and the ``values``."""
+    """The attribute set of a synthesis run, and the record of the choice that the synthesize stage keeps:
+    ``source`` (``shipped``, ``file``, ``proposed`` or ``none``), the file's ``name`` and the ``values``.
+
+    The ablations need none; otherwise a given file or shipped example (``spec``) wins, else the set
+    the LLM proposed earlier at ``proposed`` is reused (the user may have edited it), or the LLM
+    proposes one from a corpus sample and it is saved there.
+    """
     if ablation != "none":
         return None, {"source": "none", "name": None, "values": {}}
     if spec is not None:
