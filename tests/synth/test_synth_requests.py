@@ -8,6 +8,7 @@ so the first pairs of that run, replayed with the current code, must be answered
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,18 @@ import pytest
 from syneg.data import TrainingInstance, read_training_set
 from syneg.llm import ChatRequest
 from syneg.pipeline import RunConfig
-from syneg.synth import AttributeSet, Synthesizer, pairs_from_training_set
+from syneg.synth import pairs_from_training_set, synthesize
 
 EXPERIMENTS = Path(__file__).parents[2] / "bench" / "experiments"
 # The run's first pairs in its own order: accepted at once, accepted after two revisions, and a slot
 # that failed every round, so that reflection, writing and revision requests are all replayed.
 PAIRS = 4
+
+
+@pytest.fixture(autouse=True)
+def _committed_cache_present() -> None:
+    if not (EXPERIMENTS / "scifact-all-llm-cache.sqlite").is_file():
+        pytest.skip("bench/experiments/scifact-all-llm-cache.sqlite is not in this checkout")
 
 
 def snapshot(source: Path, target: Path) -> Path:
@@ -42,19 +49,10 @@ def test_the_committed_scifact_cache_answers_every_request_of_its_first_pairs(tm
         raise AssertionError(f"not in the committed cache (a prompt or parameter changed): {request.messages[-1][1][:300]!r}")
 
     client.backend.complete = no_generation  # fail at the first miss, without loading the model
-    synthesizer = Synthesizer(
-        client,
-        encoder=encoder,
-        attributes=AttributeSet.from_spec(options.attributes),
-        negatives_per_pair=options.negatives_per_pair,
-        max_rounds=options.max_rounds,
-        checks=options.check_config(),
-        max_words=options.max_words,
-        max_tokens=options.max_tokens,
-        temperature=options.temperature,
-        seed=options.seed,
-    )
-    stats = synthesizer.run(pairs, tmp_path / "replayed.jsonl", show_progress=False)
+    try:  # through the stage's entry point, which builds the Synthesizer from the options as the run did
+        stats = synthesize(pairs, tmp_path / "replayed.jsonl", options, client=client, encoder=encoder, show_progress=False)
+    finally:
+        asyncio.run(client.aclose())
     assert stats["requests"] == 0 and stats["cache_hits"] >= 2 * PAIRS
     assert stats["rejected"] > 0 and stats["failed_slots"] > 0  # the revision path was replayed too
     replayed = list(read_training_set(tmp_path / "replayed.jsonl"))
@@ -74,9 +72,3 @@ def written(instance: TrainingInstance) -> list[dict[str, Any]]:
         return value
 
     return [{"id": n.id, "text": n.text, "details": without_checks(n.details)} for n in instance.negatives]
-
-
-@pytest.fixture(autouse=True)
-def _committed_cache_present() -> None:
-    if not (EXPERIMENTS / "scifact-all-llm-cache.sqlite").is_file():
-        pytest.skip("bench/experiments/scifact-all-llm-cache.sqlite is not in this checkout")
