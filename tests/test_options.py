@@ -15,7 +15,8 @@ from syneg import cli
 from syneg.data import Retrievers, SamplingStrategy
 from syneg.evaluation import EvaluateOptions, evaluate
 from syneg.mixing import MixOptions, MixStrategy, mix
-from syneg.pipeline import RunConfig
+from syneg.pipeline import ArmConfig, Planner, RunConfig
+from syneg.pipeline.plan import LATER_OPTIONS
 from syneg.retrieval.mining import MineOptions, mine
 from syneg.synth import Ablation, Critique, PromptStyle, Synthesizer, SynthesizeOptions
 from syneg.training import TrainOptions, train
@@ -60,3 +61,26 @@ def test_the_command_lines_choices_are_the_schemas_literals():
     refused = CliRunner().invoke(cli.app, ["mix", "-o", "x.jsonl", "--retrieved-sources", "splade"])
     assert refused.exit_code == 2 and all(value in refused.output for value in get_args(Retrievers))
     assert "type: ignore" not in Path(cli.__file__).read_text()
+
+
+def test_every_train_option_reaches_the_verb_from_the_command_line_and_from_a_pipeline(monkeypatch, tmp_path):
+    """`syneg train` and `syneg run` pass each TrainOptions field on to syneg.train(), so the options once only
+    on the command line (guide_model, prompts, logging_steps, num_negatives, ...) take the schema's defaults."""
+    import syneg.training
+
+    calls: list[dict] = []
+    monkeypatch.setattr(syneg.training, "train", lambda *args, **kwargs: calls.append(kwargs))
+    result = CliRunner().invoke(cli.app, ["train", str(tmp_path / "train.jsonl"), "-o", str(tmp_path / "model")])
+    assert result.exit_code == 0, result.output
+    defaults = TrainOptions().model_dump(exclude={"model"})
+    assert {name: calls[0][name] for name in defaults} == defaults
+
+    changed = {"query_prompt": "query: ", "logging_steps": 5, "num_negatives": 2, "guide_model": "default"}
+    planner = Planner(RunConfig(data=Path("."), train=changed), tmp_path)
+    arm = ArmConfig(name="hybrid", strategy="hybrid")
+    assert planner.train_options(arm).items() >= changed.items()  # what the runner passes to syneg.train()
+    # Unset, the options added after runs were committed stay out of the train stage's settings and
+    # fingerprint (see syneg.pipeline.plan.LATER_OPTIONS), so those runs' markers stay valid.
+    unset = Planner(RunConfig(data=Path(".")), tmp_path).train_options(arm)
+    assert not set(unset) & set(LATER_OPTIONS["train"])
+    assert set(unset) | set(LATER_OPTIONS["train"]) == set(TrainOptions.model_fields)

@@ -133,13 +133,15 @@ def test_report_writes_tables_and_plots(tmp_path):
     assert "ratio-toy" not in write_report([run_dir], tmp_path / "report2")
 
 
-def synthesize_marker(run_dir, attributes, file="synthetic.jsonl"):
-    generation = {"backend": "llama.cpp", "model": "default", "grammar": True, "attributes": attributes, "ablation": "none",
+def synthesize_marker(run_dir, attributes, file="synthetic.jsonl", recorded=None, ablation="none"):
+    """A synthesize marker; ``recorded``: the attribute record of the stage's info, which markers written
+    before the stage recorded one lack."""
+    generation = {"backend": "llama.cpp", "model": "default", "grammar": True, "attributes": attributes, "ablation": ablation,
                   "prompt_style": "two-step", "max_rounds": 2, "negatives_per_pair": 2, "max_words": 80,
                   "temperature": 0.7, "seed": 0, "checks": {}}
+    info = {"generator": "llama.cpp:qwen2.5-0.5b"} | ({"attributes": recorded} if recorded else {})
     (run_dir / "stages").mkdir(parents=True, exist_ok=True)
-    (run_dir / "stages" / "synthesize.json").write_text(json.dumps(
-        {"settings": {"generation": generation, "file": file}, "info": {"generator": "llama.cpp:qwen2.5-0.5b"}}))
+    (run_dir / "stages" / "synthesize.json").write_text(json.dumps({"settings": {"generation": generation, "file": file}, "info": info}))
 
 
 def test_report_says_how_the_synthetic_negatives_were_made(tmp_path):
@@ -164,6 +166,14 @@ def test_report_says_how_the_synthetic_negatives_were_made(tmp_path):
     assert synthesis_summary(run_dir)["attributes"][0] == "`scifact` (shipped with syneg)"
     synthesize_marker(run_dir, attributes=str(tmp_path / "moved.yaml"))
     assert synthesis_summary(run_dir)["attributes"] == ("`moved.yaml` (no longer found)", {})
+    # A marker that records the values the stage used is read as it is: the attribute file changed since
+    # (or an ablation given a file too) does not change what the report says was used.
+    used = {"source": "proposed", "name": "attributes.yaml", "values": {"domain": ["Glaciology"]}}
+    synthesize_marker(run_dir, attributes=None, recorded=used)
+    assert synthesis_summary(run_dir)["attributes"] == ("proposed by the LLM from a corpus sample (`attributes.yaml`)",
+                                                        {"domain": ["Glaciology"]})
+    synthesize_marker(run_dir, attributes="scifact", ablation="no-attributes", recorded={"source": "none", "name": None, "values": {}})
+    assert synthesis_summary(run_dir)["attributes"] == ("none (ablation `no-attributes`)", {})
     assert "How the synthetic negatives" not in write_report([tmp_path / "run" / "results.json"], tmp_path / "r2")["markdown"].read_text()
     (run_dir / "stages" / "synthesize.json").write_text("{}")
     with pytest.raises(DataError, match=r"synthesize.json: not a synthesize stage marker"):

@@ -26,13 +26,13 @@ from rich.markup import escape
 
 from syneg import progress
 from syneg.data import DataError, Retrievers, SamplingStrategy
-from syneg.evaluation import EVALUATE
+from syneg.evaluation import EVALUATE, RETRIEVED_PER_QUERY
 from syneg.llm import BackendName, StructuredOutput
 from syneg.mixing import MIX, MixStrategy
 from syneg.pipeline import PipelineStage
-from syneg.retrieval.encoder import Backend
+from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend
 from syneg.retrieval.mining import MINE
-from syneg.retrieval.search import SearchBackend
+from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
 from syneg.synth import SYNTHESIZE, Ablation, CheckConfig, Critique, PromptStyle
 from syneg.training import TRAIN, TrainLoss
 
@@ -123,10 +123,10 @@ def evaluate(
         typer.Option("--model", "-m", help="bm25, default (embedded all-MiniLM-L6-v2) or a model folder; repeat to compare."),
     ] = ["default"],  # noqa: B006 - typer needs a literal default
     split: Annotated[str, typer.Option(help="The qrels split to evaluate on.")] = EVALUATE.split,
-    k: Annotated[int, typer.Option(help="Documents retrieved per query.")] = 100,
+    k: Annotated[int, typer.Option(help="Documents retrieved per query.")] = RETRIEVED_PER_QUERY,
     metric: Annotated[list[str] | None, typer.Option(help="Metrics (ndcg@10, recall@100, mrr@10, map@k, precision@k).")] = None,
-    backend: BackendOption = "torch",
-    search: SearchOption = "exact",
+    backend: BackendOption = DEFAULT_BACKEND,
+    search: SearchOption = DEFAULT_SEARCH,
     max_seq_length: MaxLengthOption = None,
     run_dir: Annotated[Path | None, typer.Option(help="Write each model's TREC run file here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object; one per model when comparing).")] = False,
@@ -173,8 +173,8 @@ def mine(
     sampling_strategy: Annotated[SamplingStrategy, typer.Option(help="top or random.")] = MINE.sampling_strategy,
     positives_per_query: Annotated[int | None, typer.Option(help="At most this many positives per query.")] = None,
     seed: Annotated[int, typer.Option()] = 42,
-    backend: BackendOption = "torch",
-    search: SearchOption = "exact",
+    backend: BackendOption = DEFAULT_BACKEND,
+    search: SearchOption = DEFAULT_SEARCH,
     max_seq_length: MaxLengthOption = MINE.max_seq_length,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON on stdout.")] = False,
 ) -> dict[str, Any] | None:
@@ -253,19 +253,22 @@ def train(
     model: Annotated[str, typer.Option(help="Backbone: default (embedded all-MiniLM-L6-v2) or a model folder.")] = TRAIN.model,
     temperature: Annotated[float, typer.Option(help="InfoNCE temperature τ (scale = 1/τ; paper 0.02).")] = TRAIN.temperature,
     loss: Annotated[TrainLoss, typer.Option(help="infonce, or gist (guided masking of false negatives).")] = TRAIN.loss,
-    guide_model: Annotated[str | None, typer.Option(help="Guide of gist; default a frozen copy of --model.")] = None,
-    num_negatives: Annotated[int | None, typer.Option(help="Hard negatives per row (default: the smallest count).")] = None,
+    guide_model: Annotated[str | None, typer.Option(help="Guide of gist; default a frozen copy of --model.")] = TRAIN.guide_model,
+    num_negatives: Annotated[int | None, typer.Option(help="Hard negatives per row (default: the smallest count).")] = TRAIN.num_negatives,
     batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = TRAIN.batch_size,
+    mini_batch_size: Annotated[int, typer.Option(help="Texts per forward pass with gist (gradient caching).")] = TRAIN.mini_batch_size,
     learning_rate: Annotated[float, typer.Option("--lr", "--learning-rate", help="Peak learning rate.")] = TRAIN.learning_rate,
     epochs: Annotated[float, typer.Option(help="Passes over the training set.")] = TRAIN.epochs,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (overrides --epochs).")] = TRAIN.max_steps,
     warmup_ratio: Annotated[float, typer.Option(help="Share of steps warming up the learning rate.")] = TRAIN.warmup_ratio,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = TRAIN.weight_decay,
     max_seq_length: Annotated[int | None, typer.Option(help="Truncation length in tokens.")] = TRAIN.max_seq_length,
-    query_prompt: Annotated[str | None, typer.Option(help='Prefix of queries, e.g. "query: ".')] = None,
-    document_prompt: Annotated[str | None, typer.Option(help='Prefix of documents, e.g. "passage: ".')] = None,
+    query_prompt: Annotated[str | None, typer.Option(help='Prefix of queries, e.g. "query: ".')] = TRAIN.query_prompt,
+    document_prompt: Annotated[str | None, typer.Option(help='Prefix of documents, e.g. "passage: ".')] = TRAIN.document_prompt,
     seed: Annotated[int, typer.Option()] = 42,
     save_steps: Annotated[int, typer.Option(help="Steps between checkpoints (in OUTPUT/checkpoints).")] = TRAIN.save_steps,
-    logging_steps: Annotated[int, typer.Option(help="Steps between loss log lines.")] = 10,
+    save_total_limit: Annotated[int | None, typer.Option(help="Checkpoints kept, oldest deleted first.")] = TRAIN.save_total_limit,
+    logging_steps: Annotated[int, typer.Option(help="Steps between loss log lines.")] = TRAIN.logging_steps,
     resume: Annotated[bool, typer.Option(help="Resume from the last checkpoint, if any.")] = False,
 ) -> None:
     """Fine-tune a bi-encoder with InfoNCE over positives, hard negatives and in-batch negatives."""
@@ -280,15 +283,18 @@ def train(
         guide_model=guide_model,
         num_negatives=num_negatives,
         batch_size=batch_size,
+        mini_batch_size=mini_batch_size,
         learning_rate=learning_rate,
         epochs=epochs,
         max_steps=max_steps,
         warmup_ratio=warmup_ratio,
+        weight_decay=weight_decay,
         max_seq_length=max_seq_length,
         query_prompt=query_prompt,
         document_prompt=document_prompt,
         seed=seed,
         save_steps=save_steps,
+        save_total_limit=save_total_limit,
         logging_steps=logging_steps,
         resume_from_checkpoint=resume,
     )

@@ -20,13 +20,16 @@ from rich.table import Table
 
 from syneg.data import BeirDataset
 from syneg.options import StageOptions
-from syneg.retrieval.search import SearchBackend
+from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend
+from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
 
 if TYPE_CHECKING:
-    from syneg.retrieval.encoder import Backend, DenseEncoder
+    from syneg.retrieval.encoder import DenseEncoder
 
 Run = dict[str, dict[str, float]]
 DEFAULT_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
+# Documents retrieved per query: as deep as the deepest default metric (recall@100).
+RETRIEVED_PER_QUERY = 100
 
 
 
@@ -114,9 +117,9 @@ def evaluate_run(
 def retrieve(
     dataset: BeirDataset,
     model: str = "bm25",
-    k: int = 100,
-    backend: Backend = "torch",
-    search: SearchBackend = "exact",
+    k: int = RETRIEVED_PER_QUERY,
+    backend: Backend = DEFAULT_BACKEND,
+    search: SearchBackend = DEFAULT_SEARCH,
     encoder: DenseEncoder | None = None,
     show_progress: bool = True,
     max_seq_length: int | None = None,
@@ -142,9 +145,9 @@ def evaluate(
     dataset: BeirDataset,
     model: str = "bm25",
     metrics: tuple[str, ...] | list[str] = DEFAULT_METRICS,
-    k: int = 100,
-    backend: Backend = "torch",
-    search: SearchBackend = "exact",
+    k: int = RETRIEVED_PER_QUERY,
+    backend: Backend = DEFAULT_BACKEND,
+    search: SearchBackend = DEFAULT_SEARCH,
     encoder: DenseEncoder | None = None,
     show_progress: bool = True,
     name: str | None = None,

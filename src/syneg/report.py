@@ -104,10 +104,14 @@ def synthesis_summary(run: str | Path) -> dict[str, Any] | None:
         return None
     generation, info, path = stage
     per_pair = negatives_per_instance(path) if path.is_file() else []
+    ablation = generation.get("ablation", "none")
+    # The stage records the attribute values it used; markers written before it did (every committed run's
+    # as of issue 19) fall back to deciding them again from the recorded settings, as those runs did.
+    attributes = info.get("attributes") or _attributes_from_settings(generation.get("attributes"), ablation, run)
     return {
         "generator": info.get("generator") or f"{generation['backend']}:{generation['model']}",
         "generation": generation,
-        "attributes": _attribute_values(generation.get("attributes"), generation.get("ablation", "none"), run),
+        "attributes": (_attribute_origin(attributes, ablation), attributes["values"] or {}),
         "file": path.name,
         "pairs": len(per_pair),
         "negatives": sum(per_pair),
@@ -115,23 +119,34 @@ def synthesis_summary(run: str | Path) -> dict[str, Any] | None:
     }
 
 
-def _attribute_values(spec: str | None, ablation: str, run: Path) -> tuple[str, dict[str, list[str]]]:
-    """(where the attribute values came from, the values), as the pipeline chose them (syneg.synth.attributes_for_run)."""
-    from syneg.synth.attributes import AttributeSet, is_shipped
+def _attribute_origin(record: dict[str, Any], ablation: str) -> str:
+    """Where a synthesis's attribute values came from, in words, from its record (:func:`syneg.synth.choose_attributes`)."""
+    source, name = record["source"], record.get("name")
+    if source == "none":
+        return f"none (ablation `{ablation}`)"
+    if source == "proposed":
+        return f"proposed by the LLM from a corpus sample (`{name}`)"
+    if source not in ("shipped", "file"):
+        return "not recorded"
+    origin = f"`{name}`" + (" (shipped with syneg)" if source == "shipped" else "")
+    return origin if record["values"] is not None else f"{origin} (no longer found)"
+
+
+def _attributes_from_settings(spec: str | None, ablation: str, run: Path) -> dict[str, Any]:
+    """The attribute record of a synthesis whose marker has none, from its settings: how the pipeline
+    chose the values before the stage recorded them (a given file first, then the ablation)."""
+    from syneg.synth.attributes import AttributeSet, spec_record
 
     if spec is not None:
-        origin = f"`{Path(spec).name}`" + (" (shipped with syneg)" if is_shipped(spec) else "")
         try:  # the pipeline records an attribute file relative to the run folder
-            attributes = AttributeSet.from_spec(spec, base=run)
+            return spec_record(spec) | {"values": AttributeSet.from_spec(spec, base=run).values()}
         except (DataError, FileNotFoundError):  # moved or deleted since the run: say so, keep the report
-            return f"{origin} (no longer found)", {}
-    elif ablation != "none":
-        return f"none (ablation `{ablation}`)", {}
-    elif (run / "attributes.yaml").is_file():
-        attributes, origin = AttributeSet.load(run / "attributes.yaml"), "proposed by the LLM from a corpus sample (`attributes.yaml`)"
-    else:
-        return "not recorded", {}
-    return origin, {"domain": attributes.domain, "difficulty": attributes.difficulty, "length": attributes.length} | attributes.extra
+            return spec_record(spec) | {"values": None}
+    if ablation != "none":
+        return {"source": "none", "values": {}}
+    if (run / "attributes.yaml").is_file():
+        return {"source": "proposed", "name": "attributes.yaml", "values": AttributeSet.load(run / "attributes.yaml").values()}
+    return {"source": "not recorded", "values": {}}
 
 
 def aggregate(rows: list[dict[str, Any]], metrics: Iterable[str] = SHOWN_METRICS) -> list[dict[str, Any]]:

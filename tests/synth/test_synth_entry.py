@@ -43,15 +43,19 @@ def test_the_python_verb_proposes_domains_from_the_corpus_as_the_command_does(tm
     """syneg.synthesize once wrote "general knowledge" negatives where `syneg synthesize` proposes domains."""
     backend = DomainsThenPassages()
     output = tmp_path / "out.jsonl"
-    syneg.synthesize(demo_train, output, client=LLMClient(backend), limit=1, encoder=encoder, show_progress=False)
+    stats = syneg.synthesize(demo_train, output, client=LLMClient(backend), limit=1, encoder=encoder, show_progress=False)
     proposed = output.with_name("out.jsonl.attributes.yaml")
     assert AttributeSet.load(proposed).domain == ["Oceanography"]
+    # What the stage used, for its marker and the report: where the values came from, and the values.
+    assert stats["attributes"] == {"source": "proposed", "name": proposed.name, "values": AttributeSet.load(proposed).values()}
     assert any("Oceanography" in prompt for prompt in backend.prompts)
     assert not any("general knowledge" in prompt for prompt in backend.prompts)
 
 
 def test_the_command_and_the_pipeline_synthesize_through_the_one_entry_point(tmp_path, monkeypatch):
     import syneg.synth
+
+    recorded = {"source": "shipped", "name": "demo", "values": AttributeSet.example("demo").values()}
     from typer.testing import CliRunner
 
     from syneg.cli import app
@@ -62,7 +66,7 @@ def test_the_command_and_the_pipeline_synthesize_through_the_one_entry_point(tmp
         calls.append((data, Path(output), options, kwargs))
         Path(output).write_text("")
         return {key: 0 for key in ("pairs", "skipped_pairs", "empty_window_pairs", "accepted", "rejected",
-                                   "check_failures", "requests", "cache_hits")} | {"generator": "x"}
+                                   "check_failures", "requests", "cache_hits")} | {"generator": "x", "attributes": recorded}
 
     monkeypatch.setattr(syneg.synth, "synthesize", entry_point)
     result = CliRunner().invoke(app, ["synthesize", str(syneg.demo_path()), "-o", str(tmp_path / "cli.jsonl"),
@@ -77,6 +81,8 @@ def test_the_command_and_the_pipeline_synthesize_through_the_one_entry_point(tmp
     assert cli_data == syneg.demo_path() and cli_options.pairs_in_flight == 8 and cli_options.attributes == "demo"
     assert run_data == tmp_path / "run" / "mined.jsonl" and run_output == tmp_path / "run" / "synthetic.jsonl"
     assert run_options.pairs_in_flight == 1 and run_kwargs["limit"] == 3  # llama.cpp decodes one pair at a time
+    marker = json.loads((tmp_path / "run" / "stages" / "synthesize.json").read_text())
+    assert marker["info"]["attributes"] == recorded  # the attribute values the stage used, for the report
 
 
 def test_shipped_attribute_names_come_first_and_paths_are_read_from_the_configs_folder(tmp_path, monkeypatch):

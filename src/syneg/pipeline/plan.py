@@ -25,6 +25,8 @@ from syneg.synth import is_shipped
 LATER_OPTIONS = {
     "mine": ("max_score", "min_score"),
     "synthesize": ("timeout", "structured_output", "critique", "prompts"),
+    "train": ("guide_model", "num_negatives", "mini_batch_size", "weight_decay", "query_prompt", "document_prompt",
+              "save_total_limit", "logging_steps"),
 }
 # What the synthesize stage's settings leave out: where the output and the cache go (recorded apart, or
 # not at all) and how the LLM is reached, none of which changes what it writes.
@@ -129,7 +131,7 @@ class Planner:
 
     def train_options(self, arm: ArmConfig) -> dict[str, Any]:
         train = self.config.train
-        return train.model_dump() | {"temperature": arm.temperature or train.temperature,
+        return recorded_options(train, "train") | {"temperature": arm.temperature or train.temperature,
                                      "max_seq_length": arm.max_seq_length or train.max_seq_length}
 
     def arm_folder(self, arm: ArmConfig, seed: int) -> Path:

@@ -16,9 +16,10 @@ from syneg.pipeline.config import RunConfig
 from syneg.pipeline.markers import StageMarkers
 from syneg.pipeline.plan import ArmSeedPlan, PlannedStage
 
-# The synthesis counts a marker records: this sitting's (a resumed synthesis counts only the pairs it wrote).
-SYNTHESIS_COUNTS = ("pairs", "skipped_pairs", "empty_window_pairs", "accepted", "rejected", "check_failures", "requests",
-                    "cache_hits", "generator")
+# What a synthesize marker records of the stage's statistics: this sitting's counts (a resumed synthesis
+# counts only the pairs it wrote), the generator, and the attribute values used (read by the report).
+SYNTHESIS_INFO = ("pairs", "skipped_pairs", "empty_window_pairs", "accepted", "rejected", "check_failures", "requests",
+                    "cache_hits", "generator", "attributes")
 
 
 def split_queries(
@@ -107,7 +108,7 @@ class StageWork:
             stats = synthesize(self.output / "mined.jsonl", path, self.config.synthesize, limit=self.config.synthesize.pairs,
                                corpus=self.dataset(self.config.train_split), proposed_attributes=self.output / "attributes.yaml")
             per_pair = negatives_per_instance(path)
-            return {key: stats[key] for key in SYNTHESIS_COUNTS} | {
+            return {key: stats[key] for key in SYNTHESIS_INFO} | {
                 "file_pairs": len(per_pair), "file_negatives": sum(per_pair), "file_pairs_without_negatives": per_pair.count(0)}
 
         self.markers.complete(plan.name, plan.settings, work, outputs=[path])

@@ -6,7 +6,7 @@ import numpy as np
 
 from syneg.data import Document
 from syneg.retrieval.encoder import DenseEncoder
-from syneg.retrieval.search import SearchBackend, SearchResult, top_k
+from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend, SearchResult, top_k
 
 
 class DenseRetriever:
@@ -28,7 +28,7 @@ class DenseRetriever:
         ['d231']
     """
 
-    def __init__(self, corpus: dict[str, Document], encoder: DenseEncoder | None = None, search: SearchBackend = "exact") -> None:
+    def __init__(self, corpus: dict[str, Document], encoder: DenseEncoder | None = None, search: SearchBackend = DEFAULT_SEARCH) -> None:
         self.encoder = encoder or DenseEncoder()
         self.search_backend = search
         self.doc_ids = list(corpus)

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 Backend = Literal["torch", "onnx", "onnx-int8"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
+DEFAULT_BACKEND: Backend = "torch"
 def model_label(name_or_path: str) -> str:
     """The readable part of a model's cache names: its folder's name (the package's, for the embedded default)."""
     path = Path(name_or_path)
@@ -90,7 +91,7 @@ class DenseEncoder:
     def __init__(
         self,
         model: str = "default",
-        backend: Backend = "torch",
+        backend: Backend = DEFAULT_BACKEND,
         batch_size: int = 64,
         max_seq_length: int | None = None,
         query_prompt: str = "",

@@ -37,8 +37,8 @@ from syneg.options import StageOptions
 from syneg.progress import Progress
 from syneg.retrieval.bm25 import BM25Retriever
 from syneg.retrieval.dense import DenseRetriever
-from syneg.retrieval.encoder import Backend, DenseEncoder
-from syneg.retrieval.search import SearchBackend
+from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend, DenseEncoder
+from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
 
 logger = logging.getLogger(__name__)
 
@@ -155,8 +155,8 @@ def mine(
     sampling_strategy: SamplingStrategy = MINE.sampling_strategy,
     positives_per_query: int | None = None,
     seed: int = 42,
-    backend: Backend = "torch",
-    search: SearchBackend = "exact",
+    backend: Backend = DEFAULT_BACKEND,
+    search: SearchBackend = DEFAULT_SEARCH,
     batch_size: int = 64,
     max_seq_length: int | None = MINE.max_seq_length,
     encoder: DenseEncoder | None = None,

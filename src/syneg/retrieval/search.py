@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 SearchBackend = Literal["exact", "faiss-flat", "faiss-hnsw"]
+DEFAULT_SEARCH: SearchBackend = "exact"
 
 
 @dataclass
@@ -89,7 +90,7 @@ def faiss_top_k(
     return indices.astype(np.int64), scores
 
 
-def top_k(queries: np.ndarray, documents: np.ndarray, k: int, backend: SearchBackend = "exact") -> tuple[np.ndarray, np.ndarray]:
+def top_k(queries: np.ndarray, documents: np.ndarray, k: int, backend: SearchBackend = DEFAULT_SEARCH) -> tuple[np.ndarray, np.ndarray]:
     if backend == "exact":
         return exact_top_k(queries, documents, k)
     if backend in ("faiss-flat", "faiss-hnsw"):

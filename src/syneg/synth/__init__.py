@@ -6,6 +6,7 @@ from syneg.synth.attributes import (
     AttributeSet,
     attribute_file,
     attributes_for_run,
+    choose_attributes,
     example_path,
     is_shipped,
     merge_domain_names,
@@ -15,17 +16,11 @@ from syneg.synth.attributes import (
 from syneg.synth.checks import CheckConfig, CheckResult, answer_leak, degeneration, is_echo, run_checks
 from syneg.synth.options import SYNTHESIZE, Ablation, Critique, LLMOptions, PromptStyle, SynthesizeOptions
 from syneg.synth.prompts import PromptTemplates
+from syneg.synth.pairs import Pair, pairs_from_beir, pairs_from_training_set
+from syneg.synth.passages import as_passage
+from syneg.synth.revision import SynthesisStats
 from syneg.synth.stage import synthesize
-from syneg.synth.synthesize import (
-    Pair,
-    SynthesisStats,
-    Synthesizer,
-    as_passage,
-    completed_pairs,
-    iter_negatives,
-    pairs_from_beir,
-    pairs_from_training_set,
-)
+from syneg.synth.synthesize import Synthesizer, completed_pairs, iter_negatives
 
 __all__ = [
     "SYNTHESIZE",
@@ -45,6 +40,7 @@ __all__ = [
     "as_passage",
     "attribute_file",
     "attributes_for_run",
+    "choose_attributes",
     "completed_pairs",
     "degeneration",
     "example_path",

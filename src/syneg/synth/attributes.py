@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
@@ -83,6 +84,10 @@ class AttributeSet:
             length=data.get("length") or list(DEFAULT_LENGTHS),
             extra=extra,
         )
+
+    def values(self) -> dict[str, list[str]]:
+        """Every attribute's values by name, the extras beside domain, difficulty and length."""
+        return {"domain": self.domain, "difficulty": self.difficulty, "length": self.length} | self.extra
 
     def save(self, path: str | Path) -> None:
         data = {"domain": self.domain, "difficulty": self.difficulty, "length": self.length, "extra": self.extra}
@@ -212,30 +217,45 @@ def propose_attributes_sync(dataset: BeirDataset, client: LLMClient, **kwargs: o
     return asyncio.run(propose_attributes(dataset, client, **kwargs))  # type: ignore[arg-type]
 
 
-def attributes_for_run(
+def attributes_for_run(*args: Any, **kwargs: Any) -> AttributeSet | None:
+    """The attribute set of a synthesis run, as ``syneg synthesize`` and ``syneg run`` choose it: the set
+    alone of :func:`choose_attributes`, which takes the same arguments."""
+    return choose_attributes(*args, **kwargs)[0]
+
+
+def choose_attributes(
     spec: str | Path | None,
     ablation: str,
     proposed: Path,
     dataset: BeirDataset | None,
     client: LLMClient,
     seed: int = 0,
-) -> AttributeSet | None:
-    """The attribute set of a synthesis run, as ``syneg synthesize`` and ``syneg run`` choose it.
+) -> tuple[AttributeSet | None, dict[str, Any]]:
+    """The attribute set of a synthesis run, and the record of the choice that the synthesize stage keeps:
+    ``source`` (``shipped``, ``file``, ``proposed`` or ``none``), the file's ``name`` and the ``values``.
 
-    A given file or shipped example (``spec``) wins; the ablations need none; otherwise the set the
-    LLM proposed earlier at ``proposed`` is reused (the user may have edited it), or the LLM proposes
-    one from a corpus sample and it is saved there.
+    The ablations need none; otherwise a given file or shipped example (``spec``) wins, else the set
+    the LLM proposed earlier at ``proposed`` is reused (the user may have edited it), or the LLM
+    proposes one from a corpus sample and it is saved there.
     """
-    if spec is not None:
-        return AttributeSet.from_spec(spec)
     if ablation != "none":
-        return None
+        return None, {"source": "none", "name": None, "values": {}}
+    if spec is not None:
+        attributes = AttributeSet.from_spec(spec)
+        return attributes, spec_record(spec) | {"values": attributes.values()}
     if proposed.is_file():
-        return AttributeSet.load(proposed)
-    if dataset is None:
+        attributes = AttributeSet.load(proposed)
+    elif dataset is None:
         raise ValueError("Pairs without a corpus (a training-set jsonl) give nothing to propose attributes from: "
                          "name an attribute file or a shipped example (--attributes)")
-    attributes = propose_attributes_sync(dataset, client, seed=seed)
-    attributes.save(proposed)
-    logger.info("Proposed domains %s; saved to %s (edit it and rerun).", ", ".join(attributes.domain), proposed)
-    return attributes
+    else:
+        attributes = propose_attributes_sync(dataset, client, seed=seed)
+        attributes.save(proposed)
+        logger.info("Proposed domains %s; saved to %s (edit it and rerun).", ", ".join(attributes.domain), proposed)
+    return attributes, {"source": "proposed", "name": proposed.name, "values": attributes.values()}
+
+
+def spec_record(spec: str | Path) -> dict[str, Any]:
+    """Where an attribute spec's values come from, as a record keeps it: the file's name, no folder (a
+    record holds no path of the machine)."""
+    return {"source": "shipped" if is_shipped(spec) else "file", "name": Path(spec).name}

@@ -16,10 +16,11 @@ from typing import Any
 
 from syneg.data import BeirDataset, load_beir
 from syneg.llm import LLMClient
-from syneg.synth.attributes import attributes_for_run
+from syneg.synth.attributes import choose_attributes
 from syneg.synth.options import SynthesizeOptions
 from syneg.synth.prompts import PromptTemplates
-from syneg.synth.synthesize import Pair, Synthesizer, pairs_from_beir, pairs_from_training_set
+from syneg.synth.pairs import Pair, pairs_from_beir, pairs_from_training_set
+from syneg.synth.synthesize import Synthesizer
 
 
 def synthesize(
@@ -53,7 +54,8 @@ def synthesize(
         use_cache: With a built client, answer requests asked before from the request cache.
         encoder: The dense encoder of the checks (default: the embedded all-MiniLM-L6-v2).
 
-    Returns the run statistics (synthesis and LLM usage).
+    Returns the run statistics (synthesis and LLM usage) and, as ``attributes``, where the attribute
+    values came from and the values themselves (see :func:`syneg.synth.choose_attributes`).
 
     Example::
 
@@ -71,8 +73,8 @@ def synthesize(
     owned = client is None
     client = client or options.client(use_cache)
     try:
-        attributes = attributes_for_run(options.attributes, options.ablation, proposed, corpus or dataset, client,
-                                        seed=options.seed)
+        attributes, chosen = choose_attributes(options.attributes, options.ablation, proposed, corpus or dataset, client,
+                                               seed=options.seed)
         synthesizer = Synthesizer(
             client,
             encoder=encoder,
@@ -90,7 +92,7 @@ def synthesize(
             templates=PromptTemplates(options.prompts),
             prompt_style=options.prompt_style,
         )
-        return synthesizer.run(pairs, output, show_progress)
+        return synthesizer.run(pairs, output, show_progress) | {"attributes": chosen}
     finally:
         if owned:
             asyncio.run(client.aclose())

@@ -27,7 +27,10 @@ CHECKPOINTS_DIR = "checkpoints"
 
 
 class TrainOptions(StageOptions):
-    """How :func:`train` fine-tunes: its defaults, and the ``train`` section of a pipeline config."""
+    """How :func:`train` fine-tunes: its defaults, and the ``train`` section of a pipeline config.
+
+    The seed is not among them: a pipeline trains each arm once per seed of the run's ``seeds``.
+    """
 
     model: str = Field("default", description="Backbone: default (embedded all-MiniLM-L6-v2) or a model folder.")
     temperature: float = Field(DEFAULT_TEMPERATURE, gt=0, description="InfoNCE temperature τ (scale = 1/τ; paper 0.02).")
@@ -39,6 +42,14 @@ class TrainOptions(StageOptions):
     warmup_ratio: float = Field(0.1, description="Share of steps warming up the learning rate.")
     max_seq_length: int | None = Field(None, description="Truncation length in tokens.")
     save_steps: int = Field(50, description="Steps between checkpoints (in OUTPUT/checkpoints).")
+    guide_model: str | None = Field(None, description="Guide of gist; default a frozen copy of the model.")
+    num_negatives: int | None = Field(None, ge=1, description="Hard negatives per row (default: the smallest count).")
+    mini_batch_size: int = Field(32, ge=1, description="Texts per forward pass with gist (gradient caching).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    query_prompt: str | None = Field(None, description='Prefix of queries, e.g. "query: ".')
+    document_prompt: str | None = Field(None, description='Prefix of documents, e.g. "passage: ".')
+    save_total_limit: int | None = Field(2, ge=1, description="Checkpoints kept, oldest deleted first (none: all).")
+    logging_steps: int = Field(10, ge=1, description="Steps between loss log lines.")
 
 
 TRAIN = TrainOptions()
@@ -61,22 +72,22 @@ def train(
     *,
     temperature: float = TRAIN.temperature,
     loss: TrainLoss = TRAIN.loss,
-    guide_model: str | None = None,
-    num_negatives: int | None = None,
+    guide_model: str | None = TRAIN.guide_model,
+    num_negatives: int | None = TRAIN.num_negatives,
     batch_size: int = TRAIN.batch_size,
-    mini_batch_size: int = 32,
+    mini_batch_size: int = TRAIN.mini_batch_size,
     learning_rate: float = TRAIN.learning_rate,
     epochs: float = TRAIN.epochs,
     max_steps: int | None = TRAIN.max_steps,
     warmup_ratio: float = TRAIN.warmup_ratio,
-    weight_decay: float = 0.01,
+    weight_decay: float = TRAIN.weight_decay,
     max_seq_length: int | None = TRAIN.max_seq_length,
-    query_prompt: str | None = None,
-    document_prompt: str | None = None,
+    query_prompt: str | None = TRAIN.query_prompt,
+    document_prompt: str | None = TRAIN.document_prompt,
     seed: int = 42,
     save_steps: int = TRAIN.save_steps,
-    save_total_limit: int | None = 2,
-    logging_steps: int = 10,
+    save_total_limit: int | None = TRAIN.save_total_limit,
+    logging_steps: int = TRAIN.logging_steps,
     resume_from_checkpoint: bool | str = False,
     evaluation: dict[str, float] | None = None,
     show_progress: bool = True,

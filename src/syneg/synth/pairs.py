@@ -1,0 +1,39 @@
+"""The (query, positive) pairs that synthesis writes negatives for, from BEIR qrels or a training set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from syneg.data import BeirDataset, DataError, read_training_set
+
+
+@dataclass(frozen=True)
+class Pair:
+    query_id: str
+    query: str
+    pos_id: str
+    positive: str
+
+
+def pairs_from_beir(dataset: BeirDataset, limit: int | None = None) -> list[Pair]:
+    """Every (query, relevant document) pair of the dataset's qrels, in qrels order."""
+    pairs = []
+    for query_id, doc_id in dataset.pairs():
+        if query_id not in dataset.queries or doc_id not in dataset.corpus:
+            raise DataError(f"qrels pair ({query_id}, {doc_id}) names a query or document that does not exist")
+        pairs.append(Pair(query_id, dataset.queries[query_id], doc_id, dataset.corpus[doc_id].full_text))
+        if limit is not None and len(pairs) >= limit:
+            break
+    return pairs
+
+
+def pairs_from_training_set(path: str | Path, limit: int | None = None) -> list[Pair]:
+    """The (query, positive) pairs of a training-set jsonl (e.g. the output of ``syneg mine``)."""
+    pairs = []
+    for instance in read_training_set(path):
+        for pos_id, positive in zip(instance.pos_ids, instance.pos, strict=True):
+            pairs.append(Pair(instance.query_id, instance.query, pos_id, positive))
+            if limit is not None and len(pairs) >= limit:
+                return pairs
+    return pairs

@@ -1,0 +1,103 @@
+"""A written answer in the corpus's own form: markdown, labels and restated sentences removed.
+
+A generated passage must not give its source away by its form, so what only generated text has is
+removed (:func:`as_passage`), and every change is noted for the negative's details.
+"""
+
+from __future__ import annotations
+
+import re
+
+from syneg.synth.checks import SENTENCE_FINAL, ngrams, sentences, words
+
+_SECTION_LABEL = re.compile(
+    r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|Background|Objectives?|Methods?|"
+    r"Results?|Conclusions?)\s*(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?\s*"
+)
+_LABEL = re.compile(r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:title|abstract|summary)\s*(?:\*\*|__)?\s*[:.-]\s*", re.IGNORECASE)
+# "Part 2: Conclusions": the model numbers the parts the prompt asks for, which no corpus abstract does.
+_PART_NUMBER = re.compile(r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:part|section)\s+\d+\s*[:.-]?\s*(?:\*\*|__)?\s*", re.IGNORECASE)
+# A sentence whose word trigrams were mostly written before restates earlier text: the 0.5B model, out
+# of things to say, starts the abstract again under the next part's label.
+REPEATED_SENTENCE_SHARE = 0.5
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")
+_MARKUP = re.compile(r"\*\*|__|^\s*#+\s*|`", re.MULTILINE)
+_LAST_SENTENCE_END = re.compile(".*" + SENTENCE_FINAL + r"(?=\s|$)", re.DOTALL)
+# Section labels inside an abstract, as structured corpus abstracts have them ("... CONTEXT High ...").
+_INLINE_LABELS = re.compile(r"\b(?:BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|CONTEXT|DESIGN|AIMS?|PURPOSE)\b")
+
+
+def is_structured(text: str) -> bool:
+    """Whether a passage is a structured abstract (two or more capitalized section labels), as 18% of SciFact's are.
+
+        >>> is_structured("CONTEXT Homocysteine is a risk factor. OBJECTIVE To test folic acid."), is_structured("Plain text.")
+        (True, False)
+    """
+    return len(_INLINE_LABELS.findall(text)) >= 2
+
+
+def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[str]]:
+    """A model's title-and-abstract answer in the corpus's own form, with notes of what was changed.
+
+    Corpus passages are ``title text`` in plain prose (:attr:`syneg.data.Document.full_text`), so
+    markdown, "Title:" / "Abstract:" labels and list markers, which only generated text has, are
+    removed; section labels are kept inline in capitals, as structured corpus abstracts have them, only
+    when ``keep_section_labels`` (the positive is structured too); an unfinished last sentence (the
+    token budget ran out) is cut. Each change is noted, and the notes are kept in the negative's details.
+
+        >>> as_passage("**Title:** Telomere length\\n\\nAbstract: Telomeres shorten. Cells then stop dividing and")
+        ('Telomere length Telomeres shorten.', ['labels removed', 'markdown removed', 'unfinished sentence cut (5 words)'])
+        >>> as_passage("Telomere length\\nBACKGROUND\\nTelomeres shorten.\\n**Results:** They do.", keep_section_labels=True)[0]
+        'Telomere length BACKGROUND Telomeres shorten. RESULTS They do.'
+    """
+    notes: list[str] = []
+    lines = [line for line in raw.strip().splitlines() if line.strip()]
+    if any(_LABEL.match(line) for line in lines):
+        notes.append("labels removed")
+        lines = [_LABEL.sub("", line) for line in lines]
+    if any(_PART_NUMBER.match(line) for line in lines):
+        notes.append("part numbers removed")
+        lines = [_PART_NUMBER.sub("", line) for line in lines]
+        lines = [line for line in lines if line.strip()]
+    labelled = [_SECTION_LABEL.match(line) for line in lines]
+    if any(labelled):
+        notes.append("section labels in capitals" if keep_section_labels else "section labels removed")
+        lines = [
+            (f"{match.group(1).upper()} " if keep_section_labels else "") + line[match.end() :] if match else line
+            for line, match in zip(lines, labelled, strict=True)
+        ]
+    if any(_MARKUP.search(line) for line in lines):
+        notes.append("markdown removed")
+        lines = [_MARKUP.sub("", line) for line in lines]
+    if sum(bool(_LIST_MARKER.match(line)) for line in lines) > 1:
+        notes.append("list markers removed")
+        lines = [_LIST_MARKER.sub("", line) for line in lines]
+    text = " ".join(" ".join(lines).split())
+    finished = _LAST_SENTENCE_END.match(text)
+    if finished and finished.end() < len(text):
+        cut = len(text[finished.end() :].split())
+        notes.append(f"unfinished sentence cut ({cut} words)")
+        text = finished.group(0)
+    text, repeats = without_repeated_sentences(text)
+    if repeats:
+        notes.append(f"{repeats} repeated sentence{'s' if repeats > 1 else ''} removed")
+    return text, notes
+
+
+def without_repeated_sentences(text: str) -> tuple[str, int]:
+    """``text`` without the sentences that restate earlier ones (most of their word trigrams seen before),
+    and how many were removed. What remains is checked like any text: for its length, and for repetition.
+
+        >>> without_repeated_sentences("Telomeres shorten with age. Cells stop dividing. Telomeres shorten with age, as shown.")
+        ('Telomeres shorten with age. Cells stop dividing.', 1)
+    """
+    kept: list[str] = []
+    seen: set[tuple[str, ...]] = set()
+    for sentence in sentences(text):
+        trigrams = set(ngrams(words(sentence), 3))
+        if trigrams and len(trigrams & seen) >= REPEATED_SENTENCE_SHARE * len(trigrams):
+            continue
+        kept.append(sentence)
+        seen |= trigrams
+    removed = len(sentences(text)) - len(kept)
+    return (" ".join(kept), removed) if removed else (text, 0)

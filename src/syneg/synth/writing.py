@@ -1,0 +1,214 @@
+"""Writing one candidate negative: the prompts, the request parameters and the answer as a passage.
+
+The two-step prompt (the default) asks for a reflection, a topic, an aspect of it that the positive does
+not cover, why a reader could mistake it for the answer, and a title (the paper's reasoning section),
+then for the passage about that aspect as free text, in as many parts as its target length needs. The
+single prompt asks for reasoning and text in one JSON answer, as the paper's prompt does; the
+``no-attributes-no-reflection`` ablation asks for the text alone. What the model writes is put in the
+corpus's form (:func:`syneg.synth.passages.as_passage`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from syneg.llm import ChatRequest, LLMClient
+from syneg.synth.options import Ablation, PromptStyle
+from syneg.synth.pairs import Pair
+from syneg.synth.passages import as_passage, is_structured
+from syneg.synth.prompts import PromptTemplates
+
+
+class NegativeAnswer(BaseModel):
+    aspect: str
+    reasoning: str
+    negative: str
+
+
+class PlainNegativeAnswer(BaseModel):
+    negative: str
+
+
+class Reflection(BaseModel):
+    topic: str
+    aspect: str
+    reasoning: str
+    # The passage's title: asked with the reflection, since a small model told to write a title and an
+    # abstract often stops after the title.
+    title: str = ""
+
+
+# Reasoning comes before the text (the paper's reflection); naming the aspect first keeps small
+# models writing about it rather than about the task.
+REFLECTION_PROPERTIES: dict[str, Any] = {
+    "aspect": {"type": "string", "minLength": 3, "maxLength": 80},
+    "reasoning": {"type": "string", "maxLength": 240},
+}
+
+
+# The positive as the prompts show it: its title and first sentences name the subject, and a CPU model
+# reads a prompt token at a time.
+PROMPT_POSITIVE_WORDS = 120
+# Generation budget of a passage per target word: English scientific prose runs 1.3-1.5 tokens a word.
+TOKENS_PER_WORD = 1.6
+# A 0.5B model writes 60-70 words per part of a structured abstract whatever length it is asked for,
+# so the length attribute is met by asking for as many parts as the positive's length needs.
+WORDS_PER_SECTION = 65
+# llama.cpp's long-standing default: without it, 3 of the 7 passages of the second SciFact pilot looped.
+REPEAT_PENALTY = 1.1
+SECTIONS = {
+    1: (),
+    2: ("BACKGROUND", "CONCLUSIONS"),
+    3: ("BACKGROUND", "RESULTS", "CONCLUSIONS"),
+    4: ("BACKGROUND", "METHODS", "RESULTS", "CONCLUSIONS"),
+    5: ("BACKGROUND", "OBJECTIVE", "METHODS", "RESULTS", "CONCLUSIONS"),
+}
+
+
+def sections_for(target_words: int) -> int:
+    """How many parts to ask for so that the abstract comes out near ``target_words``."""
+    return clamped_sections(round(target_words / WORDS_PER_SECTION))
+
+
+def clamped_sections(count: int) -> int:
+    return max(1, min(len(SECTIONS), count))
+
+
+@dataclass
+class Candidate:
+    """One written candidate, with the reflection it was written from (None without reflection)."""
+
+    text: str
+    aspect: str = ""
+    reasoning: str = ""
+    notes: list[str] = field(default_factory=list)
+    reflection: Reflection | None = None
+
+
+class CandidateWriter:
+    """Asks the LLM for one candidate negative of a pair (see :class:`syneg.synth.Synthesizer` for the options)."""
+
+    def __init__(
+        self,
+        client: LLMClient,
+        templates: PromptTemplates,
+        ablation: Ablation,
+        prompt_style: PromptStyle,
+        max_tokens: int,
+        temperature: float,
+    ) -> None:
+        self.client = client
+        self.templates = templates
+        self.use_attributes = ablation == "none"
+        self.reflection = ablation != "no-attributes-no-reflection"
+        self.prompt_style = prompt_style
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+
+    def attribute_text(self, attributes: dict[str, str], target_words: int) -> str:
+        if not self.use_attributes:
+            return ""
+        described = [f"Write for {attributes['difficulty']} readers, about {target_words} words ({attributes['length']})."]
+        described += [
+            f"{name.capitalize()}: {value}." for name, value in attributes.items() if name not in ("domain", "difficulty", "length")
+        ]
+        return " " + " ".join(described)
+
+    def system(self, attributes: dict[str, str]) -> str:
+        if self.use_attributes:
+            return self.templates.render("system", domain=attributes["domain"])
+        return self.templates.render("system_plain")
+
+    def instruction(self, attributes: dict[str, str], target_words: int) -> list[str]:
+        """The fixed wording of the prompts that ask for the text, which the text must not repeat."""
+        name = "generate_plain" if not self.reflection else "generate" if self.prompt_style == "single" else "write"
+        pieces = self.templates.fixed_pieces(name) + self.templates.fixed_pieces("system" if self.use_attributes else "system_plain")
+        return pieces + ([self.attribute_text(attributes, target_words)] if self.use_attributes else [])
+
+    async def write(
+        self,
+        pair: Pair,
+        attributes: dict[str, str],
+        target_words: int,
+        seed: int,
+        follow_up: str,
+        reflection: Reflection | None = None,
+        sections: int = 1,
+    ) -> Candidate:
+        """One candidate; raises LLMError when the LLM fails.
+
+        ``follow_up``: the revision request appended to the prompt that asks for the aspect;
+        ``reflection``: reuse an earlier reflection (its aspect was sound, only the text failed) instead
+        of asking for one; ``sections``: parts of the abstract to ask for (two-step prompt).
+        """
+        positive = " ".join(pair.positive.split()[:PROMPT_POSITIVE_WORDS])  # keep prompts short on CPU
+        system = self.system(attributes)
+        common = {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": seed}
+        negative_schema = {"negative": {"type": "string", "minLength": 20, "maxLength": 8 * target_words + 200}}
+        if not self.reflection:
+            user = self.templates.render("generate_plain", query=pair.query, positive=positive)
+            schema = {"type": "object", "properties": negative_schema, "required": ["negative"]}
+            answer, _ = await self.client.generate(ChatRequest.chat(system, user + follow_up, schema=schema, **common), PlainNegativeAnswer)
+            return Candidate(" ".join(answer.negative.split()))
+        if self.prompt_style == "single":
+            user = self.templates.render("generate", query=pair.query, positive=positive,
+                                         attributes=self.attribute_text(attributes, target_words))
+            schema = {"type": "object", "properties": REFLECTION_PROPERTIES | negative_schema, "required": ["aspect", "reasoning", "negative"]}
+            answer, _ = await self.client.generate(ChatRequest.chat(system, user + follow_up, schema=schema, **common), NegativeAnswer)
+            return Candidate(" ".join(answer.negative.split()), answer.aspect, answer.reasoning)
+        if reflection is None:
+            reflection = await self._reflect(pair, positive, system, follow_up, common)
+        return await self._passage(pair, attributes, target_words, system, reflection, sections, common)
+
+    async def _reflect(self, pair: Pair, positive: str, system: str, follow_up: str, common: dict[str, Any]) -> Reflection:
+        # The revision reasons go to the reflection only: a small model shown them while writing copies
+        # them into the text, and a new aspect is what most failures (on topic, leak, paraphrase) need.
+        user = self.templates.render("reflect", query=pair.query, positive=positive)
+        properties = ({"topic": {"type": "string", "minLength": 3, "maxLength": 60}} | REFLECTION_PROPERTIES
+                      | {"title": {"type": "string", "minLength": 8, "maxLength": 150}})
+        schema = {"type": "object", "properties": properties, "required": ["topic", "aspect", "reasoning", "title"]}
+        reflection, _ = await self.client.generate(
+            ChatRequest.chat(system, user + follow_up, schema=schema, **(common | {"max_tokens": 150})), Reflection
+        )
+        return reflection
+
+    async def _passage(
+        self,
+        pair: Pair,
+        attributes: dict[str, str],
+        target_words: int,
+        system: str,
+        reflection: Reflection,
+        sections: int,
+        common: dict[str, Any],
+    ) -> Candidate:
+        """The passage about the reflection's aspect, in the corpus's form."""
+        labels = SECTIONS[sections]
+        layout = (
+            f"Write it in {len(labels)} parts, each starting with its label in capitals: {', '.join(labels)}."
+            if labels else "Write it as one plain paragraph."
+        )
+        title = " ".join(reflection.title.split()).strip('"')
+        user = self.templates.render(
+            "write",
+            title=title,
+            aspect=reflection.aspect.strip(),
+            topic=reflection.topic.strip(),
+            subject=pair.query,
+            attributes=self.attribute_text(attributes, target_words),
+            layout=layout,
+        )
+        # Free text, not JSON: the passage is long, and a grammar would cost more than the model per token.
+        budget = int(TOKENS_PER_WORD * max(target_words, WORDS_PER_SECTION * sections)) + 40
+        completion = await self.client.generate_text(
+            ChatRequest.chat(system, user, **(common | {"max_tokens": budget, "repeat_penalty": REPEAT_PENALTY}))
+        )
+        text, notes = as_passage(completion.text, keep_section_labels=is_structured(pair.positive))
+        if title and not text.lower().startswith(title.lower()):
+            text = f"{title} {text}"  # the corpus's form: title, then text (Document.full_text)
+        if sections > 1:
+            notes.insert(0, f"asked for {sections} parts")
+        return Candidate(text, reflection.aspect, reflection.reasoning, notes, reflection)

@@ -1,0 +1,74 @@
+"""The requests synthesis sends are the ones the committed LLM caches were filled with.
+
+The SciFact full-budget negatives (bench/experiments/scifact-all.yaml) are regenerated from the
+committed request cache. Any change to a prompt, a seed, ``max_tokens``, ``repeat_penalty`` or the
+order of the requests changes their cache keys, and a rerun would then need the LLM for every pair:
+so the first pairs of that run, replayed with the current code, must be answered by the cache alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syneg.data import TrainingInstance, read_training_set
+from syneg.llm import ChatRequest
+from syneg.pipeline import RunConfig
+from syneg.synth import pairs_from_training_set, synthesize
+
+EXPERIMENTS = Path(__file__).parents[2] / "bench" / "experiments"
+# The run's first pairs in its own order: accepted at once, accepted after two revisions, and a slot
+# that failed every round, so that reflection, writing and revision requests are all replayed.
+PAIRS = 4
+
+
+@pytest.fixture(autouse=True)
+def _committed_cache_present() -> None:
+    if not (EXPERIMENTS / "scifact-all-llm-cache.sqlite").is_file():
+        pytest.skip("bench/experiments/scifact-all-llm-cache.sqlite is not in this checkout")
+
+
+def snapshot(source: Path, target: Path) -> Path:
+    """A consistent copy of an SQLite file that a running synthesis may be writing to."""
+    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as reader, sqlite3.connect(target) as writer:
+        reader.backup(writer)
+    return target
+
+
+def test_the_committed_scifact_cache_answers_every_request_of_its_first_pairs(tmp_path, encoder):
+    config = RunConfig.load(EXPERIMENTS / "scifact-all.yaml")
+    options = config.synthesize
+    pairs = pairs_from_training_set(options.file, limit=PAIRS)
+    client = options.model_copy(update={"cache": snapshot(options.cache, tmp_path / "cache.sqlite")}).client()
+
+    async def no_generation(request: ChatRequest) -> None:
+        raise AssertionError(f"not in the committed cache (a prompt or parameter changed): {request.messages[-1][1][:300]!r}")
+
+    client.backend.complete = no_generation  # fail at the first miss, without loading the model
+    try:  # through the stage's entry point, which builds the Synthesizer from the options as the run did
+        stats = synthesize(pairs, tmp_path / "replayed.jsonl", options, client=client, encoder=encoder, show_progress=False)
+    finally:
+        asyncio.run(client.aclose())
+    assert stats["requests"] == 0 and stats["cache_hits"] >= 2 * PAIRS
+    assert stats["rejected"] > 0 and stats["failed_slots"] > 0  # the revision path was replayed too
+    replayed = list(read_training_set(tmp_path / "replayed.jsonl"))
+    expected = list(read_training_set(options.file))[:PAIRS]
+    assert [written(i) for i in replayed] == [written(i) for i in expected]
+
+
+def written(instance: TrainingInstance) -> list[dict[str, Any]]:
+    """What the LLM's answers decide of an instance: each kept text and how it came about, without the
+    checks' values, whose last digits vary with the encoder's backend and threads."""
+
+    def without_checks(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: without_checks(item) for key, item in value.items() if key != "checks"}
+        if isinstance(value, list):
+            return [without_checks(item) for item in value]
+        return value
+
+    return [{"id": n.id, "text": n.text, "details": without_checks(n.details)} for n in instance.negatives]
