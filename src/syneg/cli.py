@@ -34,7 +34,7 @@ from syneg.retrieval.encoder import Backend
 from syneg.retrieval.mining import MINE
 from syneg.retrieval.search import SearchBackend
 from syneg.synth import SYNTHESIZE, Ablation, CheckConfig, Critique, PromptStyle
-from syneg.training import TRAIN, TrainLoss
+from syneg.training import TRAIN, TrainLoss, TrainPrecision
 
 # Defaults and choices of every stage option come from the stage's schema (syneg.options): one set for
 # the command line, the pipeline config and the Python verbs.
@@ -109,7 +109,8 @@ def json_output(command: Callable[..., Any]) -> Callable[..., None]:
 
 
 DataDir = Annotated[Path, typer.Argument(help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")]
-BackendOption = Annotated[Backend, typer.Option(help="Dense encoding backend: torch (fp32), onnx (ONNX Runtime fp32) or onnx-int8.")]
+BackendOption = Annotated[Backend, typer.Option(help="Dense encoding: auto (this machine's fastest; `syneg doctor` shows it), torch "
+                                                     "(fp32), torch-bf16, torch-fp16 (GPU), onnx (ONNX Runtime fp32) or onnx-int8.")]
 SearchOption = Annotated[SearchBackend, typer.Option(help="Dense search: exact, faiss-flat or faiss-hnsw.")]
 MaxLengthOption = Annotated[int | None, typer.Option(help="Dense model truncation length in tokens (default: the model's).")]
 
@@ -125,7 +126,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="The qrels split to evaluate on.")] = EVALUATE.split,
     k: Annotated[int, typer.Option(help="Documents retrieved per query.")] = 100,
     metric: Annotated[list[str] | None, typer.Option(help="Metrics (ndcg@10, recall@100, mrr@10, map@k, precision@k).")] = None,
-    backend: BackendOption = "torch",
+    backend: BackendOption = EVALUATE.backend,
     search: SearchOption = "exact",
     max_seq_length: MaxLengthOption = None,
     run_dir: Annotated[Path | None, typer.Option(help="Write each model's TREC run file here.")] = None,
@@ -173,7 +174,7 @@ def mine(
     sampling_strategy: Annotated[SamplingStrategy, typer.Option(help="top or random.")] = MINE.sampling_strategy,
     positives_per_query: Annotated[int | None, typer.Option(help="At most this many positives per query.")] = None,
     seed: Annotated[int, typer.Option()] = 42,
-    backend: BackendOption = "torch",
+    backend: BackendOption = MINE.backend,
     search: SearchOption = "exact",
     max_seq_length: MaxLengthOption = MINE.max_seq_length,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON on stdout.")] = False,
@@ -267,6 +268,8 @@ def train(
     save_steps: Annotated[int, typer.Option(help="Steps between checkpoints (in OUTPUT/checkpoints).")] = TRAIN.save_steps,
     logging_steps: Annotated[int, typer.Option(help="Steps between loss log lines.")] = 10,
     resume: Annotated[bool, typer.Option(help="Resume from the last checkpoint, if any.")] = False,
+    precision: Annotated[TrainPrecision, typer.Option(help="auto (bf16 on a CPU with native bf16, mixed precision on a GPU, "
+                                                           "else fp32), fp32, bf16 or fp16 (GPU).")] = TRAIN.precision,
 ) -> None:
     """Fine-tune a bi-encoder with InfoNCE over positives, hard negatives and in-batch negatives."""
     from syneg.training import train as train_model
@@ -291,6 +294,7 @@ def train(
         save_steps=save_steps,
         logging_steps=logging_steps,
         resume_from_checkpoint=resume,
+        precision=precision,
     )
 
 

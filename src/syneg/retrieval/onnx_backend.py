@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # The exports' folder under the syneg cache root, one subfolder per model fingerprint.
 EXPORTS_FOLDER = "onnx"
+# The int8 graph's file in a model's export folder, beside the fp32 ``model.onnx``.
+QUANTIZED_FILE = "model_qint8.onnx"
 
 
 class OnnxSentenceEncoder:
@@ -54,7 +56,7 @@ class OnnxSentenceEncoder:
         os.utime(folder)  # marks the last use, which `syneg cache prune --older-than` reads
         path = fp32_path
         if quantize:
-            path = folder / "model_qint8.onnx"
+            path = folder / QUANTIZED_FILE
             if not path.exists():
                 _quantize(fp32_path, path)
         options = onnxruntime.SessionOptions()
