@@ -59,8 +59,12 @@ class OnnxSentenceEncoder:
             path = folder / QUANTIZED_FILE
             if not path.exists():
                 _quantize(fp32_path, path)
+        import torch
+
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # torch's thread count (OMP_NUM_THREADS, torch.set_num_threads) governs every backend alike.
+        options.intra_op_num_threads = torch.get_num_threads()
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
 
