@@ -13,8 +13,9 @@ child (SIGILL), never the caller.
 
 Example::
 
-    >>> encoding_backend("torch")
-    EncodingChoice(backend='torch', precision='fp32', device='cpu', reason='requested (--backend torch)')
+    >>> choice = encoding_backend("torch")  # a request is what runs
+    >>> choice.backend, choice.precision, choice.reason
+    ('torch', 'fp32', 'requested (--backend torch)')
     >>> encoding_backend().backend in ("torch", "torch-bf16", "torch-fp16", "onnx-int8")  # auto: this machine's fastest
     True
     >>> "avx2" in usable_instruction_sets() or "avx2" not in cpu_flags()

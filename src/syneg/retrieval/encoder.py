@@ -272,7 +272,6 @@ class DenseEncoder:
         return vectors
 
 
-
 def _unit_float32(vectors: np.ndarray) -> np.ndarray:
     """float32 vectors of length 1: a half-precision output is widened and normalized again in fp32."""
     if vectors.dtype == np.float32:
