@@ -72,7 +72,7 @@ def arm_syneg_mine(data: Path) -> dict:
 
     started = time.perf_counter()
     train = load_beir(data, "train")
-    encoder = DenseEncoder("default", batch_size=64, show_progress=False)
+    encoder = DenseEncoder("default", backend="torch", batch_size=64, show_progress=False)
     # The corpus first, timed on its own (mine() then finds it cached): the torch row of the encoding table.
     encoding = encode_corpus_timed(encoder, train.corpus) if encoder.cache.get([next(iter(train.corpus.values())).full_text])[1] else {}
     result = mine(train, retriever="dense", encoder=encoder, show_progress=False, verbose=False, **MINING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from syneg.data import DataError, load_beir, read_training_set
 from syneg.pipeline import BM25_BASELINE, ArmConfig, Pipeline, RunConfig, demo_config_path, run, split_queries
 from syneg.pipeline.results import describe
+from syneg.system import encoding_backend, training_precision
 
 # Retrieved-only arms: the stages and their skipping without the LLM (the demo test covers synthesis).
 FAST_CONFIG = {
@@ -116,6 +118,16 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
         "negatives_bm25": sources["bm25"] / len(trained), "negatives_filled": 0.0}
     assert not (arm / "model" / "checkpoints").exists()
     assert json.loads((run_dir / "results.json").read_text()) == rows
+    # What auto resolved to on this machine is in the markers' info and the card, not in the settings.
+    stages = {name: json.loads((run_dir / "stages" / f"{name}.json").read_text())
+              for name in ("mine", "train__bm25__seed-1", "evaluate__arms__bm25__seed-1")}
+    assert stages["mine"]["info"]["encoding"] == asdict(encoding_backend()) and "backend" not in stages["mine"]["settings"]["mine"]
+    assert stages["train__bm25__seed-1"]["info"]["precision"] == asdict(training_precision())
+    assert stages["evaluate__arms__bm25__seed-1"]["info"]["encoding"] == asdict(encoding_backend())
+    assert "precision" not in stages["train__bm25__seed-1"]["settings"]
+    assert "backend" not in stages["evaluate__arms__bm25__seed-1"]["settings"]
+    card = (arm / "model" / "README.md").read_text()
+    assert f"- Precision: {training_precision().precision}" in card and f"with `{encoding_backend().backend}`" in card
 
     # A rerun does nothing: every stage is skipped and the results are the same.
     before = markers(run_dir)

@@ -19,6 +19,7 @@ from syneg.data import demo_path
 from syneg.evaluation import EvaluationResult
 from syneg.pipeline import BM25_BASELINE, Pipeline, PlannedStage, RunConfig, migrate_markers, run
 from syneg.report import write_report
+from syneg.system import EncodingChoice, PrecisionChoice
 
 LEGACY_RUN = Path(__file__).parent / "fixtures" / "legacy-run"
 EXPERIMENTS = Path(__file__).parents[1] / "bench" / "experiments"
@@ -60,7 +61,8 @@ def stage_work(monkeypatch: pytest.MonkeyPatch) -> Counter:
         done["train"] += 1
         Path(model_dir).mkdir(parents=True, exist_ok=True)
         (Path(model_dir) / "config.json").write_text("{}")
-        return SimpleNamespace(global_step=1, training_loss=0.5, data=SimpleNamespace(rows=1, source_shares=dict))
+        return SimpleNamespace(global_step=1, training_loss=0.5, data=SimpleNamespace(rows=1, source_shares=dict),
+                               precision=PrecisionChoice("fp32", "cpu", "stand-in"))
 
     def evaluate(dataset, model, metrics, encoder=None, name=None):
         done["evaluate"] += 1
@@ -69,7 +71,8 @@ def stage_work(monkeypatch: pytest.MonkeyPatch) -> Counter:
     monkeypatch.setattr(syneg.retrieval.mining, "mine", counted_mine)
     monkeypatch.setattr(syneg.training, "train", train)
     monkeypatch.setattr(syneg.evaluation, "evaluate", evaluate)
-    monkeypatch.setattr(syneg.retrieval.encoder, "DenseEncoder", lambda *args, **kwargs: object())
+    monkeypatch.setattr(syneg.retrieval.encoder, "DenseEncoder",
+                        lambda *args, **kwargs: SimpleNamespace(choice=EncodingChoice("torch", "fp32", "cpu", "stand-in")))
     return done
 
 
@@ -246,6 +249,26 @@ def test_the_committed_scifact_run_skips_every_stage_in_a_clone_reaching_the_dat
     assert {(r["arm"], r["seed"]) for r in run(experiments / "scifact.yaml", arms=["hybrid"], seeds=[1])} == {
         (BM25_BASELINE, None), ("hybrid", 1)}
     assert json.loads((experiments / "runs" / "scifact" / "results.json").read_text()) == committed
+
+
+def test_auto_stays_out_of_the_fingerprints_and_an_explicit_choice_enters_them(tmp_path):
+    """``backend: auto`` and ``precision: auto`` are the defaults and resolve per machine: left out of the
+    settings, as options added after run folders were first committed are, they change no fingerprint of a
+    committed run folder and none between machines; a backend or precision set explicitly is recorded."""
+    def settings(**sections: dict) -> dict:
+        config = RunConfig.model_validate({**CONFIG, "data": str(demo_path()), **sections})
+        pipeline = Pipeline(config, tmp_path / "run")
+        split = pipeline.planner.split()
+        mine, _, chains = pipeline.plan(split, 6)
+        chain = next(c for c in chains if c.arm.name == "bm25")
+        return {"mine": mine.settings["mine"], "train": chain.train.settings, "evaluate": chain.evaluate.settings}
+
+    default = settings()
+    assert "backend" not in default["mine"] and "precision" not in default["train"] and "backend" not in default["evaluate"]
+    assert settings(mine={**CONFIG["mine"], "backend": "auto"}, train={"precision": "auto"}) == default
+    chosen = settings(mine={**CONFIG["mine"], "backend": "torch"}, train={"precision": "fp32"},
+                      evaluate={**CONFIG["evaluate"], "backend": "onnx-int8"})
+    assert (chosen["mine"]["backend"], chosen["train"]["precision"], chosen["evaluate"]["backend"]) == ("torch", "fp32", "onnx-int8")
 
 
 @pytest.mark.parametrize("name", ["scifact", "nfcorpus", "scifact-full"])

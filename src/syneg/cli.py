@@ -34,7 +34,7 @@ from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend
 from syneg.retrieval.mining import MINE
 from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
 from syneg.synth import SYNTHESIZE, Ablation, CheckConfig, Critique, PromptStyle
-from syneg.training import TRAIN, TrainLoss
+from syneg.training import TRAIN, TrainLoss, TrainPrecision
 
 # Defaults and choices of every stage option come from the stage's schema (syneg.options): one set for
 # the command line, the pipeline config and the Python verbs.
@@ -109,7 +109,8 @@ def json_output(command: Callable[..., Any]) -> Callable[..., None]:
 
 
 DataDir = Annotated[Path, typer.Argument(help="A BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/).")]
-BackendOption = Annotated[Backend, typer.Option(help="Dense encoding backend: torch (fp32), onnx (ONNX Runtime fp32) or onnx-int8.")]
+BackendOption = Annotated[Backend, typer.Option(help="Dense encoding: auto (this machine's fastest; `syneg doctor` shows it), torch "
+                                                     "(fp32), torch-bf16, torch-fp16 (GPU), onnx (ONNX Runtime fp32) or onnx-int8.")]
 SearchOption = Annotated[SearchBackend, typer.Option(help="Dense search: exact, faiss-flat or faiss-hnsw.")]
 MaxLengthOption = Annotated[int | None, typer.Option(help="Dense model truncation length in tokens (default: the model's).")]
 
@@ -270,6 +271,8 @@ def train(
     save_total_limit: Annotated[int | None, typer.Option(help="Checkpoints kept, oldest deleted first.")] = TRAIN.save_total_limit,
     logging_steps: Annotated[int, typer.Option(help="Steps between loss log lines.")] = TRAIN.logging_steps,
     resume: Annotated[bool, typer.Option(help="Resume from the last checkpoint, if any.")] = False,
+    precision: Annotated[TrainPrecision, typer.Option(help="auto (bf16 on a CPU with native bf16, mixed precision on a GPU, "
+                                                           "else fp32), fp32, bf16 or fp16 (GPU).")] = TRAIN.precision,
 ) -> None:
     """Fine-tune a bi-encoder with InfoNCE over positives, hard negatives and in-batch negatives."""
     from syneg.training import train as train_model
@@ -297,6 +300,7 @@ def train(
         save_total_limit=save_total_limit,
         logging_steps=logging_steps,
         resume_from_checkpoint=resume,
+        precision=precision,
     )
 
 

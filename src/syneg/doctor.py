@@ -1,6 +1,6 @@
 """``syneg doctor``: what this machine offers and what syneg will use on it, in one report.
 
-The machine (CPU, instruction sets usable or not, GPU, encoding backend, llama.cpp build, Ray) comes
+The machine (CPU, instruction sets usable or not, GPU, encoding backend, training precision, llama.cpp build, Ray) comes
 from :mod:`syneg.system`; this module adds the embedded models, each checked against its checksum,
 and the caches with their sizes.
 """
@@ -110,7 +110,10 @@ def print_diagnosis(diagnosis: dict[str, Any], console: Console) -> None:
     uses.add_column(style="bold")
     uses.add_column()
     uses.add_row("GPU", ", ".join(gpu["devices"]) if gpu["cuda"] else f"none (torch {gpu['torch']}, CPU only)")
-    uses.add_row("encoding", f"{encoding['backend']} {encoding['precision']} on {encoding['device']}: {encoding['reason']}")
+    uses.add_row("encoding", f"{encoding['backend']} ({encoding['precision']}) on {encoding['device']}: {encoding['reason']}")
+    training = diagnosis["training"]
+    uses.add_row("training", f"{training['precision']}{'' if training['precision'] == 'fp32' else ' autocast'} on "
+                             f"{training['device']}: {training['reason']}")
     uses.add_row("llama.cpp", _llama_line(llama))
     uses.add_row("Ray", diagnosis["ray"] or "not installed")
     console.print(uses)

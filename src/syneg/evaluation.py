@@ -9,9 +9,8 @@ qrels but absent from the run scores 0 rather than being left out of the mean.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field
@@ -20,11 +19,9 @@ from rich.table import Table
 
 from syneg.data import BeirDataset
 from syneg.options import StageOptions
-from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend
+from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend, DenseEncoder
 from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
-
-if TYPE_CHECKING:
-    from syneg.retrieval.encoder import DenseEncoder
+from syneg.system import EncodingChoice
 
 Run = dict[str, dict[str, float]]
 DEFAULT_METRICS: tuple[str, ...] = ("ndcg@10", "recall@10", "recall@100", "mrr@10")
@@ -40,6 +37,8 @@ class EvaluateOptions(StageOptions):
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS),
                                description="Metrics (ndcg@10, recall@100, mrr@10, map@k, precision@k).")
     max_seq_length: int | None = Field(None, description="Dense model truncation length in tokens (default: the model's).")
+    backend: Backend = Field(DEFAULT_BACKEND, description="Dense encoding: auto (this machine's fastest), torch (fp32), torch-bf16, "
+                                                 "torch-fp16 (GPU), onnx or onnx-int8.")
 
 
 EVALUATE = EvaluateOptions()
@@ -56,11 +55,14 @@ class EvaluationResult:
     per_query: dict[str, dict[str, float]] = field(default_factory=dict)
     run: Run = field(default_factory=dict)
     seconds: float | None = None
+    encoding: EncodingChoice | None = None  # the dense encoding path (None for BM25)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"model": self.name, **self.metrics}
         if self.seconds is not None:
             out["seconds"] = round(self.seconds, 2)
+        if self.encoding is not None:
+            out["encoding"] = asdict(self.encoding)
         return out
 
 
@@ -133,7 +135,6 @@ def retrieve(
         result = BM25Retriever(dataset.corpus).search(texts, k=k + 1)
     else:
         from syneg.retrieval.dense import DenseRetriever
-        from syneg.retrieval.encoder import DenseEncoder
 
         encoder = encoder or DenseEncoder(model, backend=backend, max_seq_length=max_seq_length, show_progress=show_progress)
         result = DenseRetriever(dataset.corpus, encoder, search=search).search(texts, k=k + 1)
@@ -167,11 +168,12 @@ def evaluate(
     if not dataset.qrels:
         raise ValueError(f"{dataset.path}: evaluation needs a split with qrels")
     started = time.perf_counter()
-    run = retrieve(
-        dataset, model, k=k, backend=backend, search=search, encoder=encoder, show_progress=show_progress, max_seq_length=max_seq_length
-    )
+    if model != "bm25" and encoder is None:
+        encoder = DenseEncoder(model, backend=backend, max_seq_length=max_seq_length, show_progress=show_progress)
+    run = retrieve(dataset, model, k=k, search=search, encoder=encoder)
     result = evaluate_run(dataset.qrels, run, metrics, name=name or model)
     result.seconds = time.perf_counter() - started
+    result.encoding = encoder.choice if encoder is not None and model != "bm25" else None
     return result
 
 

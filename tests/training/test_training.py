@@ -191,3 +191,26 @@ def test_train_saves_a_loadable_model_with_its_card_and_resumes(
     card = (output / "README.md").read_text()
     assert card.count("<!-- syneg:begin -->") == 1
     assert "| ndcg@10 | 0.5000 |" in card and "| recall@100 | 0.9000 |" in card
+
+
+@pytest.mark.slow
+def test_bf16_training_smoke_on_real_minilm(tmp_path: Path, hybrid_set: list[TrainingInstance]) -> None:
+    """A couple of steps of the real model under bf16 autocast, chosen by ``precision="auto"`` where the CPU
+    runs bf16 natively: the loss stays that of fp32, the saved weights stay fp32, the card says why bf16."""
+    from syneg.system import training_precision
+
+    if training_precision("auto").precision != "bf16":
+        pytest.skip(f"auto trains in {training_precision('auto').precision} here: {training_precision('auto').reason}")
+    training_set = tmp_path / "hybrid.jsonl"
+    write_training_set(training_set, hybrid_set[:8])
+    options = {"max_steps": 2, "batch_size": 4, "max_seq_length": 32, "save_steps": 10, "seed": 3, "show_progress": False}
+    bf16 = train(training_set, tmp_path / "bf16", **options)
+    fp32 = train(training_set, tmp_path / "fp32", precision="fp32", **options)
+    assert bf16.precision.precision == "bf16" and bf16.precision.reason.startswith("auto: ")
+    assert fp32.precision.precision == "fp32" and bf16.global_step == fp32.global_step == 2
+    assert bf16.training_loss == pytest.approx(fp32.training_loss, rel=0.05, abs=0.02)
+    loaded = SentenceTransformer(str(tmp_path / "bf16"), local_files_only=True)
+    assert {str(p.dtype) for p in loaded.parameters()} == {"torch.float32"}
+    info = json.loads((tmp_path / "bf16" / "syneg_training.json").read_text())
+    assert info["precision"]["precision"] == "bf16"
+    assert "- Precision: bf16 autocast (fp32 weights) on cpu; auto: " in (tmp_path / "bf16" / "README.md").read_text()

@@ -22,11 +22,15 @@ from syneg.synth import is_shipped
 
 # Options added to a stage's schema after run folders were first committed: they enter the stage's
 # settings only when set away from their default, so that the markers written before them stay valid.
+# The encoding backend and training precision are also requests, not results: their default ``auto``
+# resolves per machine, and what it resolved to is recorded in the marker's info (``encoding``,
+# ``precision``), never fingerprinted, so a run folder stays done on a machine that resolves differently.
 LATER_OPTIONS = {
-    "mine": ("max_score", "min_score"),
+    "mine": ("max_score", "min_score", "backend"),
     "synthesize": ("timeout", "structured_output", "critique", "prompts"),
     "train": ("guide_model", "num_negatives", "mini_batch_size", "weight_decay", "query_prompt", "document_prompt",
-              "save_total_limit", "logging_steps"),
+              "save_total_limit", "logging_steps", "precision"),
+    "evaluate": ("backend",),
 }
 # What the synthesize stage's settings leave out: where the output and the cache go (recorded apart, or
 # not at all) and how the LLM is reached, none of which changes what it writes.
@@ -153,5 +157,5 @@ class Planner:
         """The evaluation of ``model`` (``bm25``, a backbone's name or a model folder) into ``folder``."""
         recorded_model = self.portable(model) if os.path.isabs(model) else model
         return PlannedStage(f"evaluate/{folder.relative_to(self.output)}",
-                            {"upstream": upstream, "model": recorded_model, **self.config.evaluate.model_dump(),
+                            {"upstream": upstream, "model": recorded_model, **recorded_options(self.config.evaluate, "evaluate"),
                              "validation": validation, "probe": [self.portable(p) for p in probe] if probe else None})

@@ -8,6 +8,7 @@ import json
 import random
 import shutil
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,8 @@ class StageWork:
                           positives_per_query=config.positives_per_query, seed=config.split_seed, verbose=False,
                           **config.mine.model_dump())
             written = write_training_set(path, result.instances)
-            return {"pairs": written, "negatives": sum(len(i.negatives) for i in result.instances)}
+            return {"pairs": written, "negatives": sum(len(i.negatives) for i in result.instances),
+                    "encoding": asdict(result.encoding) if result.encoding else None}
 
         self._pending_mine = lambda: self.markers.complete(plan.name, plan.settings, work, outputs=[path])
 
@@ -147,7 +149,7 @@ class StageWork:
             # Checkpoints only serve resuming; the finished model is in model_dir.
             shutil.rmtree(model_dir / "checkpoints", ignore_errors=True)
             return {"steps": result.global_step, "training_loss": result.training_loss, "rows": result.data.rows,
-                    "source_shares": result.data.source_shares()}
+                    "source_shares": result.data.source_shares(), "precision": asdict(result.precision)}
 
         self.markers.complete(plan.train.name, plan.train.settings, work, outputs=[model_dir / "config.json"])
         return model_dir
@@ -160,19 +162,22 @@ class StageWork:
             from syneg.evaluation import evaluate, write_trec_run
             from syneg.retrieval.encoder import DenseEncoder
 
-            encoder = None if model == "bm25" else DenseEncoder(model, max_seq_length=config.max_seq_length)
+            encoder = None if model == "bm25" else DenseEncoder(model, backend=config.backend, max_seq_length=config.max_seq_length)
             metrics = {}
             for split, dataset in self.evaluation_sets(validation).items():
                 result = evaluate(dataset, model=model, metrics=config.metrics, encoder=encoder, name=name)
                 write_trec_run(folder / f"run.{split}.trec", result.run, tag=name)
                 metrics[split] = result.metrics
             info: dict[str, Any] = {"metrics": metrics}
+            if encoder is not None:  # what `backend` (auto by default) resolved to on this machine, and why
+                info["encoding"] = asdict(encoder.choice)
             if (Path(model) / "syneg_training.json").is_file():
                 from syneg.training import write_model_card
 
                 # The card of a trained model records its evaluation beside its data and negatives.
                 write_model_card(model, evaluation={f"{Path(self.config.data).name} {split} {metric}": value
-                                                    for split, values in metrics.items() for metric, value in values.items()})
+                                                    for split, values in metrics.items() for metric, value in values.items()},
+                                 encoding=info.get("encoding"))
             if probe is not None and encoder is not None:
                 info["shortcut_probe"] = self._probe(probe, encoder)
             folder.mkdir(parents=True, exist_ok=True)
@@ -186,5 +191,8 @@ class StageWork:
 
         self.need_mined()
         if probe not in self._probes_before:  # the backbone's probe is the same for every arm
-            self._probes_before[probe] = shortcut_probe(*probe, model=self.config.train.model).to_dict()
+            from syneg.retrieval.encoder import DenseEncoder
+
+            backbone = DenseEncoder(self.config.train.model, backend=self.config.evaluate.backend, show_progress=False)
+            self._probes_before[probe] = shortcut_probe(*probe, encoder=backbone).to_dict()
         return {"before": self._probes_before[probe], "after": shortcut_probe(*probe, encoder=encoder).to_dict()}

@@ -39,6 +39,7 @@ from syneg.retrieval.bm25 import BM25Retriever
 from syneg.retrieval.dense import DenseRetriever
 from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend, DenseEncoder
 from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
+from syneg.system import EncodingChoice
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class MineOptions(StageOptions):
     min_score: float | None = Field(None, description="Drop candidates scoring below this.")
     sampling_strategy: SamplingStrategy = Field("top", description="top (the best survivors) or random.")
     max_seq_length: int | None = Field(None, description="Dense model truncation length in tokens (default: the model's).")
+    backend: Backend = Field(DEFAULT_BACKEND, description="Dense encoding: auto (this machine's fastest), torch (fp32), torch-bf16, "
+                                                 "torch-fp16 (GPU), onnx or onnx-int8.")
 
 
 MINE = MineOptions()
@@ -137,8 +140,11 @@ class MiningStats:
 
 @dataclass
 class MiningResult:
+    """The training instances, the statistics, and the dense encoding path that scored them (None for BM25 alone)."""
+
     instances: list[TrainingInstance]
     stats: MiningStats
+    encoding: EncodingChoice | None = None
 
 
 def mine(
@@ -185,7 +191,7 @@ def mine(
         positives_per_query: Keep at most this many positives (the highest-graded, ties at random) per
             query; None keeps them all. Useful for NFCorpus, with dozens of positives per query.
         seed: For ``random`` sampling and positive sub-sampling.
-        backend: Dense encoding backend (see :class:`DenseEncoder`).
+        backend: Dense encoding backend: ``auto`` (this machine's fastest) or one of :class:`DenseEncoder`'s.
         search: Dense search backend: ``exact``, ``faiss-flat`` or ``faiss-hnsw``.
         max_seq_length: Truncation length of the dense model in tokens; None keeps the model's.
         encoder: A ready :class:`DenseEncoder` (overrides ``model``, ``backend``, ``batch_size``, ``max_seq_length``).
@@ -313,7 +319,7 @@ def mine(
     stats.instances = len(instances)
     if verbose:
         stats.print()
-    return MiningResult(instances=instances, stats=stats)
+    return MiningResult(instances=instances, stats=stats, encoding=dense.encoder.choice if dense is not None else None)
 
 
 def _choose_positives(dataset: BeirDataset, query_id: str, limit: int | None, rng: np.random.Generator) -> list[str]:

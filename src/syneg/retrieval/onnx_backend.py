@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # The exports' folder under the syneg cache root, one subfolder per model fingerprint.
 EXPORTS_FOLDER = "onnx"
+# The int8 graph's file in a model's export folder, beside the fp32 ``model.onnx``.
+QUANTIZED_FILE = "model_qint8.onnx"
 
 
 class OnnxSentenceEncoder:
@@ -54,11 +56,15 @@ class OnnxSentenceEncoder:
         os.utime(folder)  # marks the last use, which `syneg cache prune --older-than` reads
         path = fp32_path
         if quantize:
-            path = folder / "model_qint8.onnx"
+            path = folder / QUANTIZED_FILE
             if not path.exists():
                 _quantize(fp32_path, path)
+        import torch
+
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # torch's thread count (OMP_NUM_THREADS, torch.set_num_threads) governs every backend alike.
+        options.intra_op_num_threads = torch.get_num_threads()
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
 

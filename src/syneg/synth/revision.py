@@ -122,8 +122,10 @@ class RevisionLoop:
         if self._encoder is None:
             from syneg.retrieval.encoder import DenseEncoder
 
-            # Candidates are seen once each; caching them on disk would only litter the cache.
-            self._encoder = DenseEncoder("default", use_cache=False, show_progress=False)
+            # Candidates are seen once each; caching them on disk would only litter the cache. fp32 on every
+            # machine: a check's verdict near its threshold must not depend on the CPU, or a rerun from the
+            # committed LLM cache would accept other texts than the run that wrote it.
+            self._encoder = DenseEncoder("default", backend="torch", use_cache=False, show_progress=False)
         return self._encoder
 
     @property

@@ -16,7 +16,7 @@ from __future__ import annotations
 from syneg.training.card import write_model_card
 from syneg.training.dataset import TrainingData, to_dataset
 from syneg.training.loss import DEFAULT_TEMPERATURE, TRAIN_LOSSES, TrainLoss, build_loss, temperature_to_scale
-from syneg.training.trainer import TRAIN, TrainOptions, TrainResult, train
+from syneg.training.trainer import TRAIN, TrainOptions, TrainPrecision, TrainResult, train
 
 __all__ = [
     "DEFAULT_TEMPERATURE",
@@ -24,6 +24,7 @@ __all__ = [
     "TRAIN_LOSSES",
     "TrainLoss",
     "TrainOptions",
+    "TrainPrecision",
     "TrainResult",
     "TrainingData",
     "build_loss",

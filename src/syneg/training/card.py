@@ -2,7 +2,8 @@
 
 sentence-transformers writes a model card when the model is saved; syneg adds a section recording
 what the card cannot know: the training-set file, the negative sources and their shares, the
-temperature and the other hyper-parameters, and evaluation results once there are some. The same
+temperature and the other hyper-parameters, the precision training computed in (and why it was chosen),
+and evaluation results once there are some, with the encoding path that produced them. The same
 facts are kept in ``syneg_training.json`` beside the card, from which the section is rendered, so
 :func:`write_model_card` can be called again after evaluation to add the results.
 
@@ -34,6 +35,7 @@ def write_model_card(
     model_dir: str | Path,
     info: Mapping[str, Any] | None = None,
     evaluation: Mapping[str, float] | None = None,
+    encoding: Mapping[str, str] | None = None,
 ) -> Path:
     """Write (or rewrite) the syneg section of ``model_dir/README.md``; returns the card's path.
 
@@ -41,6 +43,7 @@ def write_model_card(
         model_dir: A model folder written by :func:`syneg.training.train`.
         info: The training facts; None reads them from ``syneg_training.json`` in ``model_dir``.
         evaluation: Metrics to record (e.g. ``{"ndcg@10": 0.71}``); merged into earlier ones.
+        encoding: The encoding path of the evaluation (:class:`syneg.system.EncodingChoice` as a dict).
 
     The section goes right after the card's "Training Details" heading (or at the end of a card
     without one) and replaces any syneg section already there, so calling this twice is safe.
@@ -50,6 +53,8 @@ def write_model_card(
     facts = dict(info) if info is not None else json.loads(info_path.read_text(encoding="utf-8"))
     if evaluation:
         facts["evaluation"] = {**facts.get("evaluation", {}), **evaluation}
+    if encoding:
+        facts["evaluation_encoding"] = dict(encoding)
     info_path.write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     card_path = model_dir / "README.md"
@@ -84,6 +89,9 @@ def _render(facts: Mapping[str, Any]) -> str:
             f"temperature τ = {facts['temperature']:g} (scale {1 / facts['temperature']:g})"
         ),
     ]
+    if precision := facts.get("precision"):
+        mixed = "" if precision["precision"] == "fp32" else " autocast (fp32 weights)"
+        lines.append(f"- Precision: {precision['precision']}{mixed} on {precision['device']}; {precision['reason']}")
     if facts.get("filled"):
         lines.append(f"- Negatives that filled a short pool in `syneg mix`: {facts['filled']}")
     lines += ["", "| negative source | negatives | share |", "|---|---:|---:|"]
@@ -97,4 +105,7 @@ def _render(facts: Mapping[str, Any]) -> str:
     if facts.get("evaluation"):
         lines += ["", "| metric | value |", "|---|---:|"]
         lines += [f"| {name} | {value:.4f} |" for name, value in facts["evaluation"].items()]
+        if encoding := facts.get("evaluation_encoding"):
+            lines += ["", (f"Encoded for evaluation with `{encoding['backend']}` ({encoding['precision']}) on "
+                           f"{encoding['device']}; {encoding['reason']}.")]
     return "\n".join(lines)

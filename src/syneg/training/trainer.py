@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -14,6 +14,7 @@ from syneg.data import TrainingInstance, read_training_set
 from syneg.locations import resolve_model
 from syneg.options import StageOptions
 from syneg.progress import Progress
+from syneg.system import PrecisionChoice, training_precision
 from syneg.training.card import write_model_card
 from syneg.training.dataset import TrainingData, to_dataset
 from syneg.training.loss import DEFAULT_TEMPERATURE, TrainLoss, build_loss
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
+# auto: bf16 autocast where the CPU runs bf16 natively, mixed precision on a GPU, fp32 elsewhere.
+TrainPrecision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 class TrainOptions(StageOptions):
@@ -50,6 +53,8 @@ class TrainOptions(StageOptions):
     document_prompt: str | None = Field(None, description='Prefix of documents, e.g. "passage: ".')
     save_total_limit: int | None = Field(2, ge=1, description="Checkpoints kept, oldest deleted first (none: all).")
     logging_steps: int = Field(10, ge=1, description="Steps between loss log lines.")
+    precision: TrainPrecision = Field("auto", description="auto (bf16 on a CPU with native bf16, mixed precision on a GPU, "
+                                                          "else fp32), fp32, bf16 or fp16 (GPU).")
 
 
 TRAIN = TrainOptions()
@@ -63,6 +68,7 @@ class TrainResult:
     global_step: int
     training_loss: float
     data: TrainingData
+    precision: PrecisionChoice | None = None  # what training computed in, and why
 
 
 def train(
@@ -91,6 +97,7 @@ def train(
     resume_from_checkpoint: bool | str = False,
     evaluation: dict[str, float] | None = None,
     show_progress: bool = True,
+    precision: TrainPrecision = TRAIN.precision,
 ) -> TrainResult:
     """Fine-tune ``model`` with InfoNCE over each row's positive, hard negatives and in-batch negatives.
 
@@ -134,6 +141,9 @@ def train(
         evaluation: Metrics to record in the model card (more can be added later with
             :func:`syneg.training.write_model_card`).
         show_progress: Show syneg's progress bar (step, loss, ETA); the trainer's own is always off.
+        precision: ``auto`` (chosen at run time by :func:`syneg.system.training_precision`: bf16 autocast
+            on a CPU that runs bf16 natively, mixed precision on a GPU, fp32 elsewhere), ``fp32``, ``bf16``
+            or ``fp16`` (GPU only). Weights and optimizer states stay fp32; the card records the choice.
 
     Returns:
         A :class:`TrainResult`.
@@ -164,6 +174,8 @@ def train(
     if not 0 <= warmup_ratio < 1:
         raise ValueError(f"warmup_ratio must be in [0, 1) (got {warmup_ratio})")
     output_dir = Path(output_dir)
+    chosen = training_precision(precision)
+    logger.info("Training in %s on %s: %s.", chosen.precision, chosen.device, chosen.reason)
     if isinstance(training_set, (str, Path)):
         source, instances = str(training_set), read_training_set(training_set)
     else:
@@ -222,6 +234,9 @@ def train(
         report_to="none",
         dataloader_pin_memory=False,
         disable_tqdm=True,
+        bf16=chosen.precision == "bf16",
+        fp16=chosen.precision == "fp16",
+        use_cpu=chosen.device == "cpu",
     )
     trainer = SentenceTransformerTrainer(model=encoder, args=args, train_dataset=data.dataset, loss=criterion)
     # Without its bar, the trainer prints each log dictionary on stdout; syneg's bar shows the loss instead.
@@ -261,6 +276,7 @@ def train(
         "temperature": temperature,
         "training_loss": output.training_loss,
         "hyperparameters": hyperparameters,
+        "precision": asdict(chosen),
     }
     write_model_card(output_dir, info, evaluation=evaluation)
     logger.info(
@@ -269,7 +285,7 @@ def train(
         output.global_step,
         output.training_loss,
     )
-    return TrainResult(output_dir, output.global_step, output.training_loss, data)
+    return TrainResult(output_dir, output.global_step, output.training_loss, data, chosen)
 
 
 def _load(
