@@ -9,73 +9,23 @@ output, the request cache, the logs: everything under the test's folder) and in 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from syneg.data import demo_path
+from loopback_chat import EchoingChatServer
 from syneg.llm import ChatRequest, LLMError, OpenAICompatibleBackend
 from syneg.llm.openai_compat import redacted
 
 KEY = "sk-syneg-SECRET-4f9c2e71d0"
-REFLECTION = {"topic": "Vaccine storage", "aspect": "cold chain logistics in rural clinics",
-              "reasoning": "shares the vocabulary of the query", "title": "Cold chain logistics for vaccines"}
-PASSAGE = ("Vaccine cold chains in rural clinics depend on solar refrigerators whose temperature logs are read weekly; "
-           "studies of three districts report that power cuts, not transport, cause most excursions above eight degrees, "
-           "and that staff training reduced spoilage by a third over two years of monitoring.")
-
-
-class EchoingChatServer:
-    """Chat completions on loopback; requests 1 and 2 fail (401, then 500) echoing the Authorization header."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.authorizations: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests += 1
-                authorization = self.headers.get("Authorization", "")
-                server.authorizations.append(authorization)
-                if server.requests in (1, 2):
-                    status = 401 if server.requests == 1 else 500
-                    self.reply(status, {"error": {"message": f"invalid key; headers were Authorization: {authorization}"}})
-                    return
-                content = json.dumps(REFLECTION) if "response_format" in body else PASSAGE
-                self.reply(200, {"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": 10, "completion_tokens": 20}})
-
-            def reply(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def server() -> Iterator[EchoingChatServer]:
+def chat_server() -> Iterator[EchoingChatServer]:
+    """The loopback chat server, its first two requests failing with the Authorization header echoed."""
     chat = EchoingChatServer()
     yield chat
     chat.close()
@@ -90,8 +40,9 @@ def test_redacted_removes_every_occurrence() -> None:
     assert redacted("no key", None) == "no key"
 
 
-def test_http_errors_echoing_the_key_do_not_repeat_it(server: EchoingChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http_errors_echoing_the_key_do_not_repeat_it(chat_server: EchoingChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNEG_TEST_API_KEY", KEY)
+    server = chat_server
     backend = OpenAICompatibleBackend(server.base_url, "loopback", api_key_env="SYNEG_TEST_API_KEY", max_retries=0)
     messages = []
     for _ in range(2):  # the 401, then the 500
@@ -101,7 +52,8 @@ def test_http_errors_echoing_the_key_do_not_repeat_it(server: EchoingChatServer,
     assert "Bearer [API key]" in messages[0] and not any(KEY in message for message in messages)
 
 
-def test_the_api_key_is_written_nowhere(tmp_path: Path, server: EchoingChatServer) -> None:
+def test_the_api_key_is_written_nowhere(tmp_path: Path, chat_server: EchoingChatServer) -> None:
+    server = chat_server
     cache, output = tmp_path / "cache", tmp_path / "out"
     env = os.environ | {"SYNEG_CACHE_DIR": str(cache), "SYNEG_TEST_API_KEY": KEY, "HOME": str(tmp_path / "home")}
     common = ["--backend", "openai", "--base-url", server.base_url, "--model", "loopback", "--api-key-env", "SYNEG_TEST_API_KEY",

@@ -25,11 +25,13 @@ class StorageError(DataError):
     """A file syneg cannot read or write (full disk, file-size limit, read-only folder, no permission)."""
 
 
-def storage_error(error: OSError, path: str | Path | None = None, doing: str = "write") -> StorageError:
+def storage_error(error: OSError, path: str | Path | None = None, doing: str | None = "write") -> StorageError:
     """The one-line error for an OSError, naming the file (``path`` when the error does not)."""
     where = path if path is not None else error.filename
     reason = STORAGE_ERRORS.get(error.errno or 0) or error.strerror or str(error)
-    return StorageError(f"{where}: cannot {doing} ({reason})" if where is not None else f"cannot {doing} a file ({reason})")
+    if where is None:
+        return StorageError(f"cannot {doing or 'write'} a file ({reason})")
+    return StorageError(f"{where}: cannot {doing} ({reason})" if doing else f"{where}: {reason}")
 
 
 def read_yaml(path: str | Path, what: str = "file") -> Any:

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 
 from syneg.data.errors import DataError
 from syneg.data.jsonl import read_jsonl
+from syneg.data.storage import atomic_writer, storage_error
 
 NegativeSource = Literal["bm25", "dense", "synthetic", "random"]
 NEGATIVE_SOURCES: tuple[str, ...] = get_args(NegativeSource)
@@ -129,15 +130,28 @@ def _is_number(value: Any) -> bool:
 
 
 def write_training_set(path: str | Path, instances: Iterable[TrainingInstance], append: bool = False) -> int:
-    """Write instances as jsonl (one line each, flushed as written); returns how many were written."""
+    """Write instances as jsonl (one line each, flushed as written); returns how many were written.
+
+    A new file replaces an earlier one only once complete, so a full disk or a kill leaves the earlier one
+    whole; appended lines are flushed one by one, and a torn last line is dropped when the file is resumed
+    (:func:`syneg.synth.synthesize.completed_pairs`). A write the machine refuses is a StorageError naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
-    with path.open("a" if append else "w", encoding="utf-8") as handle:
-        for instance in instances:
-            handle.write(json.dumps(instance.to_record(), ensure_ascii=False) + "\n")
-            handle.flush()
-            written += 1
+    if not append:
+        with atomic_writer(path) as handle:
+            for instance in instances:
+                handle.write(json.dumps(instance.to_record(), ensure_ascii=False) + "\n")
+                written += 1
+        return written
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            for instance in instances:
+                handle.write(json.dumps(instance.to_record(), ensure_ascii=False) + "\n")
+                handle.flush()
+                written += 1
+    except OSError as error:
+        raise storage_error(error, path) from None
     return written
 
 
