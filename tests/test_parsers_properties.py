@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import string
 from pathlib import Path
@@ -32,7 +33,7 @@ from syneg.synth.attributes import AttributeSet, DomainsAnswer
 from syneg.synth.revision import CritiqueAnswer
 from syneg.synth.writing import NegativeAnswer, PlainNegativeAnswer, Reflection
 
-EXAMPLES = 500
+EXAMPLES = int(os.environ.get("SYNEG_HYPOTHESIS_EXAMPLES", 500))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                                   HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -136,7 +137,8 @@ def test_qrels_load_or_name_the_line(tmp_path: Path, lines: list[bytes], example
         own_error_names(error, path)
         return
     seen: dict[tuple[str, str], int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):  # lines end at \n alone, as files are read
+        line = raw.decode("utf-8").rstrip("\r")
         if not line.strip():
             continue
         columns = line.split("\t")
