@@ -27,6 +27,24 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     patcher.undo()
 
 
+HYPOTHESIS_EXAMPLES = pytest.StashKey[dict[str, int]]()
+
+
+@pytest.fixture(scope="session")
+def examples(request: pytest.FixtureRequest) -> dict[str, int]:
+    """Examples run per parser by the property tests, counted by the tests and printed at the end."""
+    return request.config.stash.setdefault(HYPOTHESIS_EXAMPLES, {})
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    counts = config.stash.get(HYPOTHESIS_EXAMPLES, {})
+    if counts:
+        terminalreporter.section("hypothesis examples per parser")
+        for parser, number in counts.items():
+            terminalreporter.write_line(f"{number:>6}  {parser}")
+        terminalreporter.write_line(f"{sum(counts.values()):>6}  in all")
+
+
 @pytest.fixture(scope="session")
 def demo_train():
     return load_beir(demo_path(), split="train")

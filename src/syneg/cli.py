@@ -26,6 +26,7 @@ from rich.markup import escape
 
 from syneg import progress
 from syneg.data import DataError, Retrievers, SamplingStrategy
+from syneg.data.storage import STORAGE_ERRORS, storage_error
 from syneg.evaluation import EVALUATE, RETRIEVED_PER_QUERY
 from syneg.llm import BackendName, StructuredOutput
 from syneg.mixing import MIX, MixStrategy
@@ -561,6 +562,12 @@ def main() -> None:
     except (DataError, ValueError, FileNotFoundError, ImportError) as error:
         _error(str(error))
         sys.exit(2)
+    except OSError as error:
+        if error.errno not in STORAGE_ERRORS:  # the machine's refusal (full disk, read-only, permissions), not a bug
+            _error(f"{type(error).__name__}: {error} (traceback in {_write_traceback(error)})")
+            sys.exit(1)
+        _error(str(storage_error(error, doing=None)))
+        sys.exit(2)
     except Exception as error:
         _error(f"{type(error).__name__}: {error} (traceback in {_write_traceback(error)})")
         sys.exit(1)
@@ -578,8 +585,9 @@ def _error(message: str) -> None:
     stderr.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def _write_traceback(error: Exception) -> Path:
-    """The command line and the traceback in a new file under ``$SYNEG_CACHE_DIR/logs`` (else the temp folder)."""
+def _write_traceback(error: Exception) -> Path | str:
+    """The command line and the traceback in a new file under ``$SYNEG_CACHE_DIR/logs`` (else the temp folder;
+    where neither can be written, e.g. on a full disk, says so)."""
     from syneg.caches import logs_dir
 
     text = f"syneg {shlex.join(sys.argv[1:])}\n\n" + "".join(traceback.format_exception(error))
@@ -590,5 +598,8 @@ def _write_traceback(error: Exception) -> Path:
         path.write_text(text, encoding="utf-8")
     except OSError:
         path = Path(tempfile.gettempdir()) / name
-        path.write_text(text, encoding="utf-8")
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            return f"no log: {error.strerror}"
     return path

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from syneg.data.errors import DataError
+from syneg.data.storage import storage_error
 from syneg.data.jsonl import read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -101,10 +102,14 @@ def _require_str(record: dict, key: str, path: Path, line_number: int) -> str:
     if key not in record:
         raise DataError(f"{path}:{line_number}: missing field {key!r}")
     value = record[key]
+    if key == "_id":
+        if isinstance(value, int) and not isinstance(value, bool):  # numeric ids, as some BEIR exports write them
+            return str(value)
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"{path}:{line_number}: field '_id' must be a non-empty string or an integer, got {value!r:.40}")
+        return value
     if value is None:
         return ""
-    if isinstance(value, (int, float)) and key == "_id":
-        return str(value)
     if not isinstance(value, str):
         raise DataError(f"{path}:{line_number}: field {key!r} must be a string, got {type(value).__name__}")
     return value
@@ -128,9 +133,11 @@ def load_corpus(path: str | Path) -> dict[str, Document]:
     corpus: dict[str, Document] = {}
     empty = _SkipCounter(f"documents with empty title and text in {path}")
     for line_number, doc_id, text, record in _records_with_unique_ids(path, "document"):
-        title = record.get("title") or ""
+        title = record.get("title")
+        if title is None:
+            title = ""
         if not isinstance(title, str):
-            raise DataError(f"{path}:{line_number}: field 'title' must be a string")
+            raise DataError(f"{path}:{line_number}: field 'title' must be a string, got {type(title).__name__}")
         if not text.strip() and not title.strip():
             empty.add(f"line {line_number}, id {doc_id!r}")
             continue
@@ -172,9 +179,16 @@ def load_qrels(
     unknown_query = _SkipCounter(f"qrels rows naming a query missing from queries.jsonl in {path}")
     unknown_doc = _SkipCounter(f"qrels rows naming a document missing from corpus.jsonl in {path}")
     rows = 0
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise storage_error(error, path, "read") from None
+    with handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{path}:{line_number}: not UTF-8 text ({error.reason} at byte {error.start + 1})") from None
             if not line.strip():
                 continue
             columns = line.split("\t")
@@ -187,11 +201,17 @@ def load_qrels(
                 )
             query_id, doc_id, score_text = (c.strip() for c in columns)
             try:
-                score = int(float(score_text))
+                value = float(score_text)
             except ValueError:
                 if line_number == 1:  # header
                     continue
                 raise DataError(f"{path}:{line_number}: score {score_text!r} is not a number") from None
+            # A grade is an integer: truncating 0.5 to 0 would silently turn a relevant document into a non-relevant one.
+            if not value.is_integer():
+                raise DataError(f"{path}:{line_number}: score {score_text!r} is not an integer grade")
+            score = int(value)
+            if not query_id or not doc_id:
+                raise DataError(f"{path}:{line_number}: empty {'query-id' if not query_id else 'corpus-id'}")
             rows += 1
             if query_ids is not None and query_id not in query_ids:
                 unknown_query.add(f"line {line_number}, query {query_id!r}")

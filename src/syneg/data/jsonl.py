@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from syneg.data.errors import DataError
+from syneg.data.storage import storage_error
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
@@ -14,7 +15,11 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    with path.open("rb") as handle:  # decoded line by line, so that a non-UTF-8 byte is named by its line
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise storage_error(error, path, "read") from None
+    with handle:  # decoded line by line, so that a non-UTF-8 byte is named by its line
         for line_number, raw in enumerate(handle, start=1):
             try:
                 line = raw.decode("utf-8")
@@ -26,6 +31,8 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DataError(f"{path}:{line_number}: invalid JSON ({error.msg} at column {error.colno})") from None
+            except RecursionError:
+                raise DataError(f"{path}:{line_number}: JSON nested too deeply") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{line_number}: expected a JSON object, got {type(record).__name__}")
             yield line_number, record

@@ -11,10 +11,17 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from syneg.data.storage import StorageError, storage_error
 from syneg.llm.base import Completion
 from syneg.locations import default_cache_dir
+
+
+# SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN: the machine refuses, the cache is not at fault.
+SQLITE_STORAGE_ERRORS = {8, 10, 13, 14}
 
 
 def default_llm_cache_path() -> Path:
@@ -36,13 +43,27 @@ class RequestCache:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_llm_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
-        )
-        os.utime(self.path)  # marks the last use, which `syneg cache prune --older-than` reads
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            with self._storage_errors():
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+                )
+            os.utime(self.path)  # marks the last use, which `syneg cache prune --older-than` reads
+        except OSError as error:
+            raise storage_error(error, self.path) from None
+
+    @contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        """A full disk or a read-only folder as one line naming the cache, not SQLite's "disk I/O error" alone."""
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            if (getattr(error, "sqlite_errorcode", 0) & 0xFF) in SQLITE_STORAGE_ERRORS:  # extended codes: the primary in the low byte
+                raise StorageError(f"{self.path}: cannot write the LLM request cache ({error})") from None
+            raise
 
     def get(self, key: str) -> Completion | None:
         row = self._db.execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()
@@ -55,10 +76,11 @@ class RequestCache:
     def put(self, key: str, completion: Completion) -> None:
         value = completion.to_dict()
         value["cached"] = False
-        self._db.execute(
-            "INSERT OR REPLACE INTO completions (key, value, created) VALUES (?, ?, ?)",
-            (key, json.dumps(value), time.time()),
-        )
+        with self._storage_errors():
+            self._db.execute(
+                "INSERT OR REPLACE INTO completions (key, value, created) VALUES (?, ?, ?)",
+                (key, json.dumps(value), time.time()),
+            )
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]

@@ -23,7 +23,9 @@ from syneg.llm.cache import RequestCache
 Answer = TypeVar("Answer", bound=BaseModel)
 Parsed = TypeVar("Parsed")
 
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
+# The closing fence's spaces are matched only from their start (the lookbehind): tried from every space of
+# a long run, they cost time quadratic in the run's length.
+_FENCE = re.compile(r"^```(?:json)?\s*|(?<!\s)\s*```$", re.MULTILINE)
 
 
 def parse_json_answer(text: str, fields: list[str] | None = None) -> dict[str, Any]:
@@ -40,6 +42,8 @@ def parse_json_answer(text: str, fields: list[str] | None = None) -> dict[str, A
         >>> parse_json_answer("Reasoning: looks close.\\nNegative: Another text.", ["reasoning", "negative"])
         {'reasoning': 'looks close.', 'negative': 'Another text.'}
     """
+    if not isinstance(text, str):
+        raise LLMError("invalid_response", f"the answer is {type(text).__name__}, not text")
     stripped = _FENCE.sub("", text.strip()).strip()
     if not stripped:
         raise LLMError("empty", "the model returned no text")
@@ -47,13 +51,13 @@ def parse_json_answer(text: str, fields: list[str] | None = None) -> dict[str, A
     if start != -1 and end > start:
         try:
             value = json.loads(stripped[start : end + 1], strict=False)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # nested too deeply for Python's parser
             value = None
         if isinstance(value, dict):
             return value
     if fields:
         pattern = re.compile(
-            r"^\W*(" + "|".join(map(re.escape, fields)) + r")\W*\s*[:=]\s*(.*)$", re.IGNORECASE | re.MULTILINE
+            r"^\W*(" + "|".join(map(re.escape, fields)) + r")\W*?[:=]\s*(.*)$", re.IGNORECASE | re.MULTILINE
         )
         matches = list(pattern.finditer(stripped))
         if matches:

@@ -36,6 +36,16 @@ def _import_httpx() -> Any:
     return httpx
 
 
+def redacted(text: str, key: str | None) -> str:
+    """``text`` without the API key: an endpoint may echo the request's headers in an error or an answer,
+    and what it says goes to messages, logs, the cache and output files."""
+    return text.replace(key, "[API key]") if key else text
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 class OpenAICompatibleBackend:
     """Chat completions from an OpenAI-compatible HTTP endpoint.
 
@@ -154,20 +164,23 @@ class OpenAICompatibleBackend:
                 error.retry_after = min(30.0, float(retry_after))  # type: ignore[attr-defined]
             raise error
         if response.status_code >= 400:
-            raise LLMError("http_4xx", f"HTTP {response.status_code}: {response.text[:200]}")
+            raise LLMError("http_4xx", f"HTTP {response.status_code}: {redacted(response.text[:200], key)}")
         try:
             body = response.json()
             choice = body["choices"][0]
             text = choice["message"].get("content") or ""
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise LLMError("invalid_response", f"not a chat completion: {response.text[:200]!r}") from error
-        usage = body.get("usage") or {}
+            if not isinstance(text, str):
+                raise TypeError("content is not text")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
+            raise LLMError("invalid_response", f"not a chat completion: {redacted(response.text[:200], key)!r}") from None
+        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        finish_reason = choice.get("finish_reason")
         return Completion(
-            text=text,
-            prompt_tokens=usage.get("prompt_tokens") or 0,
-            completion_tokens=usage.get("completion_tokens") or 0,
+            text=redacted(text, key),
+            prompt_tokens=_count(usage.get("prompt_tokens")),
+            completion_tokens=_count(usage.get("completion_tokens")),
             latency=latency,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
         )
 
     async def aclose(self) -> None:

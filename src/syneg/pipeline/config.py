@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from syneg.data import DataError, Retrievers, demo_path
+from syneg.data.storage import read_yaml
 from syneg.evaluation import EvaluateOptions
 from syneg.mixing import MixOptions, MixStrategy
 from syneg.options import StageOptions
@@ -106,19 +106,13 @@ class RunConfig(StageOptions):
     def load(cls, path: str | Path) -> RunConfig:
         """Read and validate a YAML config; errors name the file and the offending key."""
         path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{path}: config file not found") from None
-        except yaml.YAMLError as error:
-            raise DataError(f"{path}: not valid YAML: {error}") from None
+        raw = read_yaml(path, "config file")
         if not isinstance(raw, dict):
             raise DataError(f"{path}: a config is a YAML mapping (data: ..., arms: ...)")
         try:
             config = cls.model_validate(raw)
         except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in error.errors())
-            raise DataError(f"{path}: {problems}") from None
+            raise DataError(f"{path}: {'; '.join(map(problem, error.errors()))}") from None
         return config.resolved(path.parent)
 
     def resolved(self, base: Path) -> RunConfig:
@@ -144,6 +138,22 @@ class RunConfig(StageOptions):
         if self.output is not None:
             update["output"] = convert(self.output)
         return self.model_copy(update=update)
+
+
+def problem(error: Any) -> str:
+    """One validation error as ``key: message``; an unknown key is told with the keys its section knows."""
+    location = [str(part) for part in error["loc"]]
+    if error["type"] != "extra_forbidden":
+        return f"{'.'.join(location) or '(top)'}: {error['msg']}"
+    model: Any = RunConfig
+    for part in location[:-1]:
+        if part.isdigit():
+            continue
+        annotation = model.model_fields[part].annotation
+        model = next((a for a in (annotation, *get_args(annotation)) if isinstance(a, type) and issubclass(a, StageOptions)), None)
+        if model is None:
+            return f"{'.'.join(location)}: unknown key"
+    return f"{'.'.join(location)}: unknown key (known: {', '.join(model.model_fields)})"
 
 
 def relative(path: str | Path, folder: Path) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from syneg.data import DataError
+from syneg.data.storage import atomic_write_text
 from syneg.progress import activity
 
 MARKERS_FOLDER = "stages"
@@ -80,7 +81,7 @@ class StageMarkers:
         with activity(name):
             info = work()
         info["seconds"] = round(time.perf_counter() - start, 1)
-        marker.write_text(json.dumps({"fingerprint": expected, "settings": settings, "info": info}, indent=2, default=str))
+        atomic_write_text(marker, json.dumps({"fingerprint": expected, "settings": settings, "info": info}, indent=2, default=str))
         self.console.print(f"✓ {name} ({info['seconds']:.0f} s)")
         return info
 
@@ -100,6 +101,6 @@ class StageMarkers:
             new = fingerprint(settings)
             if new != recorded["fingerprint"]:
                 renamed[recorded["fingerprint"]] = new
-                marker.write_text(json.dumps(recorded | {"fingerprint": new, "settings": settings}, indent=2, default=str))
+                atomic_write_text(marker, json.dumps(recorded | {"fingerprint": new, "settings": settings}, indent=2, default=str))
                 changed += 1
         return changed

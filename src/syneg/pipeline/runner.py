@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
+from syneg.data.storage import atomic_write_text
 from syneg.pipeline.config import BM25_BASELINE, PIPELINE_STAGES, SYNTHETIC_STRATEGIES, PipelineStage, RunConfig
 from syneg.pipeline.markers import StageMarkers
 from syneg.pipeline.migration import migrate_path_markers
@@ -64,7 +65,7 @@ class Pipeline:
         config = self.config
         self.output.mkdir(parents=True, exist_ok=True)
         self.migrate_markers()
-        (self.output / "config.yaml").write_text(yaml.safe_dump(config.portable(self.output), sort_keys=False))
+        atomic_write_text(self.output / "config.yaml", yaml.safe_dump(config.portable(self.output), sort_keys=False))
         split = self.planner.split()
         training, validation = self.work.split(split)
         if self.until == "split":
@@ -98,7 +99,7 @@ class Pipeline:
             kept = ", ".join(f"{arm} ({reason})" for arm, reason in dict.fromkeys((r["arm"], r["stale"]) for r in stale))
             self.console.print(f"results.json keeps {len(stale)} earlier rows marked stale, which syneg report leaves "
                                f"out: {kept}", soft_wrap=True)
-        path.write_text(json.dumps(rows + stale, indent=1))
+        atomic_write_text(path, json.dumps(rows + stale, indent=1))
         # The rows of this run's selection: the baseline, the chosen arms, the chosen seeds.
         chosen = {arm.name for arm in self.arms} | {BM25_BASELINE}
         return [r for r in rows if r["arm"] in chosen and (r["seed"] is None or not self.seeds or r["seed"] in self.seeds)]

@@ -37,10 +37,12 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
+from syneg.data import DataError
+from syneg.data.storage import STORAGE_ERRORS, storage_error
 from syneg.locations import default_cache_dir, resolve_model
 from syneg.progress import Progress
 from syneg.retrieval.embedding_cache import EmbeddingCache
@@ -86,6 +88,22 @@ def model_fingerprint(name_or_path: str, **settings: object) -> str:
     digest.update(repr(sorted(settings.items())).encode())
     return f"{model_label(name_or_path)}-{digest.hexdigest()[:16]}"
 
+
+
+def load_sentence_transformer(path: str, **kwargs: Any) -> SentenceTransformer:
+    """A sentence-transformers model from a folder or the Hub; a folder that is missing or unreadable is a
+    DataError naming it, not the Hub's connection error or a traceback."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(path, **kwargs)
+    except OSError as error:
+        if error.errno in STORAGE_ERRORS:
+            raise storage_error(error, doing=None) from None
+        if not Path(path).exists():
+            raise DataError(f"{path}: model not found (no such folder, and no such model on the Hugging Face Hub "
+                            "or in its local cache)") from None
+        raise
 
 class DenseEncoder:
     """Encodes queries and documents into L2-normalized float32 vectors, with an on-disk cache.
@@ -191,9 +209,7 @@ class DenseEncoder:
         """The model, loaded on first use (and exported to ONNX on first use of an onnx backend)."""
         if self._model is None:
             if self.backend.startswith("torch"):
-                from sentence_transformers import SentenceTransformer
-
-                self._model = SentenceTransformer(self.model_path, device=self.choice.device)
+                self._model = load_sentence_transformer(self.model_path, device=self.choice.device)
                 if self._max_seq_length is not None:
                     self._model.max_seq_length = self._max_seq_length
             else:

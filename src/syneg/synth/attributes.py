@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel
 
 from syneg.data import BeirDataset, DataError
+from syneg.data.storage import read_yaml
 from syneg.llm import ChatRequest, LLMClient, LLMError
 from syneg.synth.prompts import PromptTemplates
 
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DIFFICULTIES = ["foundational (elementary or middle school)", "intermediate (high school or undergraduate)"]
 DEFAULT_LENGTHS = ["approximately the same as the passage"]
+# The keys of an attribute file; any other attribute goes under ``extra``.
+ATTRIBUTE_KEYS = ("domain", "difficulty", "length", "extra")
 
 
 @dataclass
@@ -63,19 +66,24 @@ class AttributeSet:
     def load(cls, path: str | Path) -> AttributeSet:
         """Read a YAML attribute file; errors name the file and the offending key."""
         path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: file not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise DataError(f"{path}: invalid YAML ({error})") from None
+        data = read_yaml(path, "attribute file")
         if not isinstance(data, dict):
             raise DataError(f"{path}: expected a mapping of attribute names to lists of values")
+        unknown = sorted(str(key) for key in data if key not in ATTRIBUTE_KEYS)
+        if unknown:
+            raise DataError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(ATTRIBUTE_KEYS)}; "
+                            "other attributes go under 'extra')")
         extra = data.get("extra") or {}
+        if not isinstance(extra, dict) or not all(isinstance(k, str) and k.strip() for k in extra):
+            raise DataError(f"{path}: 'extra' must map attribute names to lists of values")
+        shadowing = sorted(set(extra) & set(ATTRIBUTE_KEYS))
+        if shadowing:
+            raise DataError(f"{path}: 'extra.{shadowing[0]}' repeats a main attribute; set it at the top level")
         lists = {key: data.get(key) for key in ("domain", "difficulty", "length")} | {f"extra.{k}": v for k, v in extra.items()}
         for key, values in lists.items():
-            if values is not None and (not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values)):
-                raise DataError(f"{path}: {key!r} must be a non-empty list of strings")
+            if values is not None and (not isinstance(values, list) or not values
+                                       or not all(isinstance(v, str) and v.strip() for v in values)):
+                raise DataError(f"{path}: {key!r} must be a non-empty list of non-blank strings")
         if not data.get("domain"):
             raise DataError(f"{path}: 'domain' is required")
         return cls(

@@ -24,12 +24,14 @@ requests come from the cache, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args
 
 from syneg.data import Negative, TrainingInstance, read_training_set, write_training_set
+from syneg.data.storage import storage_error
 from syneg.llm import LLMClient
 from syneg.progress import Progress
 from syneg.synth.attributes import AttributeSet
@@ -171,10 +173,14 @@ def completed_pairs(path: str | Path) -> set[tuple[str, str]]:
     path = Path(path)
     if not path.is_file():
         return set()
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        # A run killed mid-write leaves a partial line: cut it so the pair is redone cleanly.
-        path.write_text("".join(lines[:-1]), encoding="utf-8")
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        # A run killed mid-write (or stopped by a full disk) leaves a partial line: cut it so the pair is redone
+        # cleanly. Truncating in place needs no free space and cannot lose the lines before it.
+        try:
+            os.truncate(path, data.rfind(b"\n") + 1)
+        except OSError as error:
+            raise storage_error(error, path) from None
     return {(i.query_id, i.pos_ids[0]) for i in read_training_set(path)}
 
 

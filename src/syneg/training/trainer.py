@@ -291,6 +291,6 @@ def train(
 def _load(
     path: str, local: bool, card_data: SentenceTransformerModelCardData | None = None
 ) -> SentenceTransformer:
-    from sentence_transformers import SentenceTransformer
+    from syneg.retrieval.encoder import load_sentence_transformer
 
-    return SentenceTransformer(path, local_files_only=local, model_card_data=card_data)
+    return load_sentence_transformer(path, local_files_only=local, model_card_data=card_data)

@@ -1,0 +1,56 @@
+"""A deterministic OpenAI-compatible chat endpoint on loopback, for the secrets and disk tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REFLECTION = {"topic": "Vaccine storage", "aspect": "cold chain logistics in rural clinics",
+              "reasoning": "shares the vocabulary of the query", "title": "Cold chain logistics for vaccines"}
+PASSAGE = ("Vaccine cold chains in rural clinics depend on solar refrigerators whose temperature logs are read weekly; "
+           "studies of three districts report that power cuts, not transport, cause most excursions above eight degrees, "
+           "and that staff training reduced spoilage by a third over two years of monitoring.")
+
+
+class EchoingChatServer:
+    """Chat completions on loopback; requests 1 and 2 fail (401, then 500) echoing the Authorization header."""
+
+    def __init__(self, failing: tuple[int, ...] = (1, 2)) -> None:
+        self.failing = failing
+        self.requests = 0
+        self.authorizations: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests += 1
+                authorization = self.headers.get("Authorization", "")
+                server.authorizations.append(authorization)
+                if server.requests in server.failing:
+                    status = 401 if server.requests == 1 else 500
+                    self.reply(status, {"error": {"message": f"invalid key; headers were Authorization: {authorization}"}})
+                    return
+                content = json.dumps(REFLECTION) if "response_format" in body else PASSAGE
+                self.reply(200, {"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                                 "usage": {"prompt_tokens": 10, "completion_tokens": 20}})
+
+            def reply(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
