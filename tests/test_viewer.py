@@ -307,5 +307,5 @@ def test_bad_input_names_the_file_and_line(tmp_path):
     with pytest.raises(DataError, match=r"bad.jsonl:2: unknown negative source 'llm'"):
         view(bad)
     bad.write_text('{"query": ["not", "a", "text"], "pos": ["p"]}\n')
-    with pytest.raises(DataError, match=r"bad.jsonl:1: 'query' must be a text"):
+    with pytest.raises(DataError, match=r"bad.jsonl:1: 'query' must be a string, got list"):
         page_data([("bad", bad)], "bad")

@@ -84,15 +84,6 @@ class _Interner:
         return self._index[key]
 
 
-def _check_texts(instance: TrainingInstance, where: str) -> None:
-    """Texts where the page expects them (TrainingInstance.from_record checks the fields' shape only)."""
-    if not isinstance(instance.query, str):
-        raise DataError(f"{where}: 'query' must be a text")
-    for name, values in (("pos", instance.pos), ("neg", [negative.text for negative in instance.negatives])):
-        if not all(isinstance(value, str) for value in values):
-            raise DataError(f"{where}: {name!r} must be a list of texts")
-
-
 def page_data(sets: list[tuple[str, Path]], title: str) -> dict[str, Any]:
     """What the page's script renders: the sets, and every instance with its texts and negatives stored
     once. Errors name the file and line at fault."""
@@ -102,7 +93,6 @@ def page_data(sets: list[tuple[str, Path]], title: str) -> dict[str, Any]:
         for line, record in read_jsonl(path):
             where = f"{path}:{line}"
             instance = TrainingInstance.from_record(record, where=where)
-            _check_texts(instance, where)
             negative_indices = []
             for negative in instance.negatives:
                 scores = negative.scores if isinstance(negative.scores, dict) else {}
