@@ -226,3 +226,28 @@ def test_real_abstracts_that_start_again_lose_the_restated_sentences():
             trigrams = set(ngrams(words(sentence), 3))
             assert len(trigrams & seen) < 0.5 * len(trigrams), sentence
             seen |= trigrams
+
+
+def test_the_audited_texts_that_talk_about_the_task_are_rejected_and_the_hard_ones_pass():
+    """The audit of 100 new SciFact negatives (bench/audit/scifact-v2-*) labelled 10 texts that carry the
+    prompts' words ("An earlier attempt was rejected", ", which is a placeholder for the article's
+    title"); the checks must now turn each down, and still pass every text the reader found hard."""
+    audit = Path(__file__).parents[2] / "bench" / "audit"
+    texts = {r["id"]: r["negative"] for r in map(json.loads, (audit / "scifact-v2-sample.jsonl").read_text().splitlines())}
+    labels = [json.loads(line) for line in (audit / "scifact-v2-labels.jsonl").read_text().splitlines()]
+    task_talk = [label["id"] for label in labels if "talks about the task" in label["note"]]
+    hard = [label["id"] for label in labels if label["label"] == "hard"]
+    assert len(task_talk) == 10 and len(hard) == 73
+    for negative_id in task_talk:
+        text = texts[negative_id]
+        assert is_echo(text) or degeneration(text).startswith("it starts"), negative_id
+    for negative_id in hard:
+        assert not is_echo(texts[negative_id]) and not degeneration(texts[negative_id], texts[negative_id]), negative_id
+
+
+def test_no_real_abstract_looks_like_task_talk(scifact_path):
+    from syneg.data import load_beir
+    from syneg.synth.checks import TASK_WORDS
+
+    corpus = load_beir(scifact_path, "test").corpus
+    assert not [d.id for d in corpus.values() if TASK_WORDS.search(d.full_text) or degeneration(d.full_text).startswith("it starts")]

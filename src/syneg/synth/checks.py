@@ -19,11 +19,12 @@ kept negative; failed ones become the reasons sent back to the LLM for a revisio
   length as the passage"): a negative much shorter than the passages it competes with lets the
   model learn "short text = negative" instead of relevance.
 - ``not_degenerate``: small models fall into repetition loops ("...a textbook would be a textbook
-  would be..."), stop mid-sentence, or slip into another script (Qwen writes Chinese words into
+  would be..."), start or stop mid-sentence, or slip into another script (Qwen writes Chinese words into
   English text); such text is rejected (:func:`degeneration`).
 - ``not_echo``: small models asked for a negative often write about the task instead ("this passage
   does not answer the query..."), repeat their reasoning, or copy the instruction's own wording
-  ("..., in the field of genetics, as a textbook would."); such text is rejected. The last is a
+  ("..., in the field of genetics, as a textbook would.") or the words of the revision request
+  ("An earlier attempt was rejected ..."); such text is rejected. The instruction's wording is a
   run of ``instruction_echo_words`` words from the instruction's fixed text (not from the query,
   passage or aspect it was given); 0 turns it off.
 """
@@ -65,6 +66,15 @@ ECHO_PHRASES = (
     "not relevant to",
     "as an expert",
     "json",
+)
+# The prompts' own words carried into the text, mostly through the reflection's title: the revision
+# request ("An earlier attempt was rejected because ..."), the JSON template ("<the article's title>")
+# and the reflection ("why a reader could mistake it for the answer"). The audit of 100 new SciFact
+# negatives found 10 such texts; none of SciFact's 5,183 or NFCorpus's 3,633 abstracts matches.
+TASK_WORDS = re.compile(
+    r"\battempts?\b[^.]{0,40}\breject|\breject\w*\b[^.]{0,20}\battempts?\b|\bfailed attempts?\b"
+    r"|\bplaceholder\b|\bcorrect answer\b|\bkey lines\b|\barticle'?s title\b",
+    re.IGNORECASE,
 )
 
 
@@ -149,11 +159,16 @@ def is_echo(
 
         >>> is_echo("Telomeres, in the field of genetics, as a textbook would.", instruction=["Write about", "as a textbook would."])
         'as a textbook would'
+        >>> is_echo("Telomere biology: an earlier attempt was rejected because it is off topic.")
+        'attempt was reject'
     """
     lowered = negative.lower()
     for phrase in ECHO_PHRASES:
         if phrase in lowered:
             return phrase
+    task_words = TASK_WORDS.search(negative)
+    if task_words:
+        return task_words.group(0).lower()
     if reasoning and len(bigrams(words(negative)) & bigrams(words(reasoning))) > 0.5 * max(1, len(bigrams(words(negative)))):
         return "repeats its reasoning"
     if instruction and instruction_words > 0:
@@ -171,6 +186,9 @@ _FOREIGN_SCRIPT = re.compile(r"[\u0400-\u04ff\u0590-\u06ff\u0e00-\u0e7f\u2e80-\u
 # Sentence-final punctuation, closing quotes and brackets included; as_passage cuts text back to it too.
 SENTENCE_FINAL = r"[.!?][\"')\]]*"
 _SENTENCE_END = re.compile(SENTENCE_FINAL + "$")
+# ", which is a placeholder for ...": the end of a sentence whose start the model left out (no abstract
+# of SciFact or NFCorpus starts with one of these).
+_FRAGMENT_START = re.compile(r"\s*[,;:.)\]]")
 
 
 def repeated_ngram_share(tokens: list[str], n: int = 4) -> float:
@@ -211,6 +229,8 @@ def degeneration(text: str, reference: str = "", max_repeated_ngrams: float = Ch
         ''
         >>> degeneration("Telomeres shorten with age and the")
         'it stops mid-sentence'
+        >>> degeneration(", which is crucial. Telomeres shorten.")
+        'it starts mid-sentence'
         >>> degeneration("Infant health matters for 婴儿 growth.")
         "it switches to another script ('婴')"
     """
@@ -223,6 +243,8 @@ def degeneration(text: str, reference: str = "", max_repeated_ngrams: float = Ch
         return f"it repeats itself ({share:.0%} of its 4-word runs are repeats)"
     if not _SENTENCE_END.search(text.strip()):
         return "it stops mid-sentence"
+    if _FRAGMENT_START.match(text):
+        return "it starts mid-sentence"
     foreign = [c for c in _FOREIGN_SCRIPT.findall(text) if c not in reference]
     if foreign:
         return f"it switches to another script ({foreign[0]!r})"
