@@ -28,7 +28,7 @@ from syneg import progress
 from syneg.data import DataError, Retrievers, SamplingStrategy
 from syneg.data.storage import STORAGE_ERRORS, storage_error
 from syneg.evaluation import EVALUATE, RETRIEVED_PER_QUERY
-from syneg.llm import BackendName, StructuredOutput
+from syneg.llm import BackendName, LLMError, StructuredOutput
 from syneg.mixing import MIX, MixStrategy
 from syneg.pipeline import PipelineStage
 from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend
@@ -561,6 +561,12 @@ def main() -> None:
         sys.exit(INTERRUPTED)
     except (DataError, ValueError, FileNotFoundError, ImportError) as error:
         _error(str(error))
+        sys.exit(2)
+    except LLMError as error:
+        if not error.fatal:
+            _error(f"{type(error).__name__}: {error} (traceback in {_write_traceback(error)})")
+            sys.exit(1)
+        _error(f"{error}; the run stopped here, and what it had written is kept")  # e.g. a rejected API key: configuration
         sys.exit(2)
     except OSError as error:
         if error.errno not in STORAGE_ERRORS:  # the machine's refusal (full disk, read-only, permissions), not a bug

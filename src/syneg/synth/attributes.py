@@ -186,7 +186,9 @@ async def propose_attributes(
         request = ChatRequest.chat(None, prompt, schema=DOMAINS_SCHEMA, max_tokens=60, temperature=0.2, seed=seed)
         try:
             answer, _ = await client.generate(request, DomainsAnswer)
-        except LLMError:
+        except LLMError as error:
+            if error.fatal:
+                raise
             continue
         # Small models sometimes copy a placeholder ("<field>") instead of naming a field.
         counts.update(d.strip().title() for d in answer.domains if 2 < len(d.strip()) <= 40 and not set(d) & set("<>[]{}"))

@@ -180,7 +180,9 @@ class RevisionLoop:
             seed = self._seed(pair.query_id, pair.pos_id, slot, round_number)
             try:
                 candidate = await self.writer.write(pair, attributes, target_words, seed, follow_up, reflection, sections)
-            except LLMError:
+            except LLMError as error:
+                if error.fatal:
+                    raise
                 self.stats.llm_errors += 1
                 continue
             text, aspect, reasoning = candidate.text, candidate.aspect.strip(), candidate.reasoning.strip()
@@ -242,7 +244,9 @@ class RevisionLoop:
         )
         try:
             answer, _ = await self.client.generate(request, CritiqueAnswer)
-        except LLMError:
+        except LLMError as error:
+            if error.fatal:
+                raise
             self.stats.llm_errors += 1
             return None
         if self.critique == "enforce":
