@@ -206,7 +206,7 @@ def mine(
     )
     written = write_training_set(output, result.instances)
     if as_json:
-        return {"output": str(output), **result.stats.summary()}
+        return {"output": str(output), **result.stats.summary(), "repaired_texts": dataset.repaired}
     stderr.print(f"Wrote {written:,} training instances to {output}")
     return None
 
@@ -408,6 +408,11 @@ def synthesize(
         f"{stats['accepted']} negatives accepted, {stats['rejected']} candidates rejected, "
         f"{stats['requests']} LLM requests, {stats['cache_hits']} cache hits."
     )
+    # Long abstracts cut to the words a prompt quotes are the rule; anything else quoting changed is worth a line.
+    changed = {what: count for what, count in stats["quoted_texts"].items() if "words" not in what}
+    if changed or stats["repaired_texts"]:
+        stderr.print(f"Texts of the dataset changed for the prompts: {changed or 'none'}; repaired when read "
+                     f"(not valid Unicode): {stats['repaired_texts'] or 'none'}.", highlight=False, soft_wrap=True)
     return None
 
 
