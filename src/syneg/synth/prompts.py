@@ -86,8 +86,8 @@ class PromptTemplates:
 
     Example::
 
-        >>> PromptTemplates().render("critique", query="Does caffeine help?", negative="Tea is old.").splitlines()[1]
-        '<query>Does caffeine help?</query>'
+        >>> PromptTemplates().render("critique", query="Does caffeine help?", negative="Tea is old.").splitlines()[0]
+        'Search query: Does caffeine help?'
     """
 
     def __init__(self, folder: str | Path | None = None) -> None:
