@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -256,12 +257,17 @@ async def load(base_url: str, requests: int, in_flight: int, cache: Path) -> dic
         if len(answered) == requests // 10:
             early_rss.append(peak_rss_mb())
 
-    ids = [f"r{index:06d}" for index in range(requests)]
+    async def worker(ids: Iterator[str]) -> None:
+        for request_id in ids:  # the workers share one iterator: each takes the next request
+            await one(request_id)
+
+    ids = (f"r{index:06d}" for index in range(requests))
     start = time.perf_counter()
     fatal = None
     try:
-        # One task per request, as the synthesis stage makes one per pair; the backend bounds what is in flight.
-        await asyncio.gather(*(one(request_id) for request_id in ids))
+        # Twice as many workers as requests allowed in flight, as the synthesis stage has workers taking pairs:
+        # the backend, not the workers, must hold what is in flight to its limit.
+        await asyncio.gather(*(worker(ids) for _ in range(2 * in_flight)))
     except LLMError as error:
         fatal = str(error)
     finally:
@@ -289,8 +295,8 @@ def bench(requests: int, in_flight: int, seed: int, reject_after: int, folder: P
     with ServerProcess(seed, faults=False, reject_after=reject_after) as server:
         rejected = asyncio.run(load(server.base_url, requests, in_flight, folder / "rejected-cache.sqlite"))
         rejected["server"] = server.stats()
-    # The requests in flight when the run stopped are abandoned, neither answered nor failed.
-    rejected["abandoned"] = rejected.pop("lost")
+    # Neither answered nor failed when the run stopped: in flight then (abandoned), or never asked.
+    rejected["not_finished"] = rejected.pop("lost")
     for phase in (first, resume, rejected):
         del phase["server"]["asked"]
     rejected.pop("failed_ids")
@@ -337,7 +343,7 @@ def main() -> None:
           f"lost {resume['lost']}")
     print(f"rejected key after {args.reject_after} requests: {rejected['fatal']!r}; attempts at the server "
           f"{rejected['server']['received']} (none retried: {rejected['server']['rejected_twice'] == 0}), attempts started after the client "
-          f"had the 401: {rejected['attempts_after_fatal']}, abandoned in flight: {rejected['abandoned']}")
+          f"had the 401: {rejected['attempts_after_fatal']}, in flight or never asked when it stopped: {rejected['not_finished']:,}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
