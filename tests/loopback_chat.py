@@ -14,10 +14,12 @@ PASSAGE = ("Vaccine cold chains in rural clinics depend on solar refrigerators w
 
 
 class EchoingChatServer:
-    """Chat completions on loopback; requests 1 and 2 fail (401, then 500) echoing the Authorization header."""
+    """Chat completions on loopback; the requests numbered in ``failing`` (from 1) fail with their HTTP status
+    (by default 401, then 500) echoing the Authorization header; ``reject_all`` answers every request with 401."""
 
-    def __init__(self, failing: tuple[int, ...] = (1, 2)) -> None:
-        self.failing = failing
+    def __init__(self, failing: dict[int, int] | None = None, reject_all: bool = False) -> None:
+        self.failing = {1: 401, 2: 500} if failing is None else failing
+        self.reject_all = reject_all
         self.requests = 0
         self.authorizations: list[str] = []
         server = self
@@ -31,8 +33,8 @@ class EchoingChatServer:
                 server.requests += 1
                 authorization = self.headers.get("Authorization", "")
                 server.authorizations.append(authorization)
-                if server.requests in server.failing:
-                    status = 401 if server.requests == 1 else 500
+                if server.requests in server.failing or server.reject_all:
+                    status = 401 if server.reject_all else server.failing[server.requests]
                     self.reply(status, {"error": {"message": f"invalid key; headers were Authorization: {authorization}"}})
                     return
                 content = json.dumps(REFLECTION) if "response_format" in body else PASSAGE

@@ -69,7 +69,7 @@ def test_full_disk_while_mining_keeps_the_earlier_output(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("use_cache", [False, True], ids=["output-full", "cache-full"])
 def test_full_disk_while_synthesizing_keeps_the_written_pairs_and_resumes(tmp_path: Path, use_cache: bool) -> None:
-    server = EchoingChatServer(failing=())
+    server = EchoingChatServer(failing={})
     try:
         synthesize = ["synthesize", str(demo_path()), "--attributes", "demo", "--max-rounds", "0", "--backend", "openai",
                       "--base-url", server.base_url, "--model", "loopback", "--concurrency", "1"]

@@ -93,7 +93,7 @@ def test_corpus_loads_or_names_the_line(tmp_path: Path, lines: list[bytes], exam
     except Exception as error:  # noqa: BLE001 - the property is about which exceptions
         own_error_names(error, path)
         return
-    records = [json.loads(line) for line in lines if line.strip()]
+    records = [json.loads(line.decode("utf-8", "replace")) for line in lines if line.strip()]  # bytes not UTF-8: U+FFFD
     expected = {str(r["_id"]): r for r in records if (r.get("text") or "").strip() or (r.get("title") or "").strip()}
     assert list(corpus) == list(expected)
     for doc_id, document in corpus.items():
@@ -112,7 +112,7 @@ def test_queries_load_or_name_the_line(tmp_path: Path, lines: list[bytes], examp
     except Exception as error:  # noqa: BLE001
         own_error_names(error, path)
         return
-    records = [json.loads(line) for line in lines if line.strip()]
+    records = [json.loads(line.decode("utf-8", "replace")) for line in lines if line.strip()]
     assert queries == {str(r["_id"]): r["text"] for r in records if (r["text"] or "").strip()}
 
 

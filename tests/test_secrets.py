@@ -1,8 +1,8 @@
 """An API key given through the environment is written nowhere (issue 21, part 5).
 
 A real ``syneg synthesize --backend openai`` runs against a loopback server that answers chat
-completions deterministically and, on its first requests, fails with a 401 and a 500 whose bodies echo
-the request's Authorization header, as some proxies do. The key must then appear in no file written (the
+completions deterministically and, on its first requests, fails with a 400 and a 500 whose bodies echo
+the request's Authorization header, as some proxies do (a 401 ends the run: tests/llm/test_llm_load.py). The key must then appear in no file written (the
 output, the request cache, the logs: everything under the test's folder) and in neither stream.
 """
 
@@ -26,7 +26,7 @@ KEY = "sk-syneg-SECRET-4f9c2e71d0"
 @pytest.fixture
 def chat_server() -> Iterator[EchoingChatServer]:
     """The loopback chat server, its first two requests failing with the Authorization header echoed."""
-    chat = EchoingChatServer()
+    chat = EchoingChatServer({1: 400, 2: 500})
     yield chat
     chat.close()
 
@@ -43,9 +43,10 @@ def test_redacted_removes_every_occurrence() -> None:
 def test_http_errors_echoing_the_key_do_not_repeat_it(chat_server: EchoingChatServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNEG_TEST_API_KEY", KEY)
     server = chat_server
-    backend = OpenAICompatibleBackend(server.base_url, "loopback", api_key_env="SYNEG_TEST_API_KEY", max_retries=0)
+    server.failing = {1: 401, 2: 500}
     messages = []
-    for _ in range(2):  # the 401, then the 500
+    for _ in range(2):  # the 401, then the 500 (a backend whose key was rejected asks nothing more: a new one)
+        backend = OpenAICompatibleBackend(server.base_url, "loopback", api_key_env="SYNEG_TEST_API_KEY", max_retries=0)
         with pytest.raises(LLMError) as raised:
             asyncio.run(backend.complete(ChatRequest.chat(None, "q")))
         messages.append(str(raised.value))
@@ -59,7 +60,7 @@ def test_the_api_key_is_written_nowhere(tmp_path: Path, chat_server: EchoingChat
     common = ["--backend", "openai", "--base-url", server.base_url, "--model", "loopback", "--api-key-env", "SYNEG_TEST_API_KEY",
               "--concurrency", "1", "--timeout", "10"]
     runs = [
-        # the 401 and the 500 that echo the key come first; then the pairs get their negatives
+        # the 400 and the 500 that echo the key come first; then the pairs get their negatives
         [sys.executable, "-m", "syneg", "-v", "synthesize", str(demo_path()), "-o", str(output / "synthetic.jsonl"),
          "--limit", "2", "--attributes", "demo", "--max-rounds", "1", "--json", *common],
         # asked again: every answer from the cache

@@ -28,7 +28,7 @@ from syneg import progress
 from syneg.data import DataError, Retrievers, SamplingStrategy
 from syneg.data.storage import STORAGE_ERRORS, storage_error
 from syneg.evaluation import EVALUATE, RETRIEVED_PER_QUERY
-from syneg.llm import BackendName, StructuredOutput
+from syneg.llm import BackendName, LLMError, StructuredOutput
 from syneg.mixing import MIX, MixStrategy
 from syneg.pipeline import PipelineStage
 from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend
@@ -206,7 +206,7 @@ def mine(
     )
     written = write_training_set(output, result.instances)
     if as_json:
-        return {"output": str(output), **result.stats.summary()}
+        return {"output": str(output), **result.stats.summary(), "repaired_texts": dataset.repaired}
     stderr.print(f"Wrote {written:,} training instances to {output}")
     return None
 
@@ -408,6 +408,11 @@ def synthesize(
         f"{stats['accepted']} negatives accepted, {stats['rejected']} candidates rejected, "
         f"{stats['requests']} LLM requests, {stats['cache_hits']} cache hits."
     )
+    # Long abstracts cut to the words a prompt quotes are the rule; anything else quoting changed is worth a line.
+    changed = {what: count for what, count in stats["quoted_texts"].items() if "words" not in what}
+    if changed or stats["repaired_texts"]:
+        stderr.print(f"Texts of the dataset changed for the prompts: {changed or 'none'}; repaired when read "
+                     f"(not valid Unicode): {stats['repaired_texts'] or 'none'}.", highlight=False, soft_wrap=True)
     return None
 
 
@@ -561,6 +566,12 @@ def main() -> None:
         sys.exit(INTERRUPTED)
     except (DataError, ValueError, FileNotFoundError, ImportError) as error:
         _error(str(error))
+        sys.exit(2)
+    except LLMError as error:
+        if not error.fatal:
+            _error(f"{type(error).__name__}: {error} (traceback in {_write_traceback(error)})")
+            sys.exit(1)
+        _error(f"{error}; the run stopped here, and what it had written is kept")  # e.g. a rejected API key: configuration
         sys.exit(2)
     except OSError as error:
         if error.errno not in STORAGE_ERRORS:  # the machine's refusal (full disk, read-only, permissions), not a bug

@@ -61,7 +61,7 @@ class FaultServer:
     """A real HTTP server on loopback answering chat completions from a script of faults.
 
     Each request pops the next action: ``ok`` (a valid answer, ``{"negative": ...}``), ``slow``
-    (sleeps past the client's timeout, then answers), ``429``, ``500``, ``garbage`` (a body that is not
+    (sleeps past the client's timeout, then answers), an HTTP status (``429``, ``500``, ``403``...), ``garbage`` (a body that is not
     JSON), ``not_json`` (a completion whose content is not JSON), ``empty`` (empty content). When the
     script is exhausted it answers ``ok``. It records requests, headers and the most in flight at once.
     """
@@ -92,7 +92,7 @@ class FaultServer:
                     time.sleep(server.delay)
                     if action == "slow":
                         time.sleep(1.5)
-                    if action in ("429", "500"):
+                    if action.isdigit():  # an HTTP status: 429, 500, 403...
                         self.send_response(int(action))
                         if action == "429":
                             self.send_header("Retry-After", "0")

@@ -65,6 +65,18 @@ def test_persistent_500_is_a_recorded_failure(fault_server):
     assert client.stats.failures == {"http_5xx": 1}
 
 
+@pytest.mark.parametrize("status", ["401", "403"])
+def test_a_rejected_key_is_fatal_and_ends_the_backend(fault_server, status):
+    fault_server.script = [status]
+    client = client_for(fault_server, max_retries=3)
+    with pytest.raises(LLMError) as error:
+        ask(client)
+    assert error.value.fatal and f"HTTP {status}" in str(error.value)
+    with pytest.raises(LLMError) as again:
+        ask(client, seed=1)  # asks nothing more: every request would be rejected alike
+    assert again.value is error.value and len(fault_server.requests) == 1
+
+
 def test_garbage_body_is_not_retried_as_transport_error(fault_server):
     fault_server.script = ["garbage"]
     client = client_for(fault_server)

@@ -4,13 +4,17 @@ A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.j
 ``text``) and ``qrels/{split}.tsv`` (``query-id``, ``corpus-id``, ``score``; header optional).
 Malformed input raises :class:`~syneg.data.errors.DataError` naming the file and line; problems
 where skipping is the sensible choice (empty texts, qrels rows naming unknown ids) are skipped and
-reported as one warning with a count and the first offending line.
+reported as one warning with a count and the first offending line. Texts that are not valid Unicode
+(bytes that are not UTF-8 in the file, or a lone surrogate such as ``"\\ud800"`` in its JSON, which no
+encoder, tokenizer or output file accepts) are repaired with U+FFFD and reported the same way; their
+count is kept in :attr:`BeirDataset.repaired` for the stages' statistics.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +59,8 @@ class BeirDataset:
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]] = field(default_factory=dict)
     split: str | None = None
+    # Lines of corpus.jsonl and queries.jsonl whose text was not valid Unicode, repaired with U+FFFD.
+    repaired: dict[str, int] = field(default_factory=dict)
 
     def relevant(self, query_id: str) -> list[str]:
         """Ids of the documents judged relevant (grade > 0) to a query, strongest first."""
@@ -65,7 +71,7 @@ class BeirDataset:
         """The same corpus with only these queries and their qrels (``split`` names the subset)."""
         ids = list(query_ids)
         return BeirDataset(self.path, self.corpus, {q: self.queries[q] for q in ids}, {q: self.qrels[q] for q in ids},
-                           self.split if split is None else split)
+                           self.split if split is None else split, self.repaired)
 
     def pairs(self) -> Iterator[tuple[str, str]]:
         """Every (query id, relevant doc id) pair of the split, in file order."""
@@ -83,8 +89,9 @@ class BeirDataset:
 class _SkipCounter:
     """Collects skipped lines of one kind, to report once with a count instead of per line."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, done: str = "Skipped") -> None:
         self.what = what
+        self.done = done
         self.count = 0
         self.first: str | None = None
 
@@ -95,7 +102,24 @@ class _SkipCounter:
 
     def report(self) -> None:
         if self.count:
-            logger.warning("Skipped %d %s (first at %s).", self.count, self.what, self.first)
+            logger.warning("%s %d %s (first at %s).", self.done, self.count, self.what, self.first)
+
+
+# A surrogate left alone after JSON decoding (json.loads pairs the valid ones into one character).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _repair_records(path: Path, repaired: _SkipCounter) -> Iterator[tuple[int, dict]]:
+    """The lines of a corpus or queries file, every string field valid Unicode: repairs are counted, never fatal."""
+    not_utf8: list[int] = []
+    for line_number, record in read_jsonl(path, repaired=not_utf8):
+        surrogates = False
+        for key, value in record.items():
+            if isinstance(value, str) and _LONE_SURROGATE.search(value):
+                record[key], surrogates = _LONE_SURROGATE.sub("\ufffd", value), True
+        if surrogates or not_utf8[-1:] == [line_number]:
+            repaired.add(f"line {line_number}")
+        yield line_number, record
 
 
 def _require_str(record: dict, key: str, path: Path, line_number: int) -> str:
@@ -115,10 +139,10 @@ def _require_str(record: dict, key: str, path: Path, line_number: int) -> str:
     return value
 
 
-def _records_with_unique_ids(path: Path, kind: str) -> Iterator[tuple[int, str, str, dict]]:
+def _records_with_unique_ids(path: Path, kind: str, repaired: _SkipCounter) -> Iterator[tuple[int, str, str, dict]]:
     """``(line, id, text, record)`` for every line, refusing a duplicate id with both lines named."""
     first_seen: dict[str, int] = {}
-    for line_number, record in read_jsonl(path):
+    for line_number, record in _repair_records(path, repaired):
         record_id = _require_str(record, "_id", path, line_number)
         text = _require_str(record, "text", path, line_number)
         if record_id in first_seen:
@@ -127,12 +151,14 @@ def _records_with_unique_ids(path: Path, kind: str) -> Iterator[tuple[int, str, 
         yield line_number, record_id, text, record
 
 
-def load_corpus(path: str | Path) -> dict[str, Document]:
-    """Read a BEIR ``corpus.jsonl``; documents with neither title nor text are skipped with a warning."""
+def load_corpus(path: str | Path, repaired: dict[str, int] | None = None) -> dict[str, Document]:
+    """Read a BEIR ``corpus.jsonl``; documents with neither title nor text are skipped with a warning, and
+    text that is not valid Unicode is repaired with one (counted in ``repaired["corpus"]`` when given)."""
     path = Path(path)
     corpus: dict[str, Document] = {}
     empty = _SkipCounter(f"documents with empty title and text in {path}")
-    for line_number, doc_id, text, record in _records_with_unique_ids(path, "document"):
+    invalid = _SkipCounter(f"lines of {path} holding text that is not valid Unicode (replaced with U+FFFD)", "Repaired")
+    for line_number, doc_id, text, record in _records_with_unique_ids(path, "document", invalid):
         title = record.get("title")
         if title is None:
             title = ""
@@ -143,22 +169,30 @@ def load_corpus(path: str | Path) -> dict[str, Document]:
             continue
         corpus[doc_id] = Document(id=doc_id, text=text, title=title)
     empty.report()
+    invalid.report()
+    if repaired is not None and invalid.count:
+        repaired["corpus"] = invalid.count
     if not corpus:
         raise DataError(f"{path}: no documents")
     return corpus
 
 
-def load_queries(path: str | Path) -> dict[str, str]:
-    """Read a BEIR ``queries.jsonl``; queries with empty text are skipped with a warning."""
+def load_queries(path: str | Path, repaired: dict[str, int] | None = None) -> dict[str, str]:
+    """Read a BEIR ``queries.jsonl``; queries with empty text are skipped with a warning, and text that is
+    not valid Unicode is repaired with one (counted in ``repaired["queries"]`` when given)."""
     path = Path(path)
     queries: dict[str, str] = {}
     empty = _SkipCounter(f"queries with empty text in {path}")
-    for line_number, query_id, text, _ in _records_with_unique_ids(path, "query"):
+    invalid = _SkipCounter(f"lines of {path} holding text that is not valid Unicode (replaced with U+FFFD)", "Repaired")
+    for line_number, query_id, text, _ in _records_with_unique_ids(path, "query", invalid):
         if not text.strip():
             empty.add(f"line {line_number}, id {query_id!r}")
             continue
         queries[query_id] = text
     empty.report()
+    invalid.report()
+    if repaired is not None and invalid.count:
+        repaired["queries"] = invalid.count
     return queries
 
 
@@ -278,14 +312,15 @@ def load_beir(path: str | Path, split: str | None = "test") -> BeirDataset:
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: not a folder (expected a BEIR dataset folder with corpus.jsonl)")
-    corpus = load_corpus(path / "corpus.jsonl")
-    queries = load_queries(path / "queries.jsonl")
+    repaired: dict[str, int] = {}
+    corpus = load_corpus(path / "corpus.jsonl", repaired)
+    queries = load_queries(path / "queries.jsonl", repaired)
     if split is None:
-        return BeirDataset(path=path, corpus=corpus, queries=queries)
+        return BeirDataset(path=path, corpus=corpus, queries=queries, repaired=repaired)
     qrels_path = path / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
         found = ", ".join(available_splits(path)) or "none"
         raise DataError(f"{qrels_path}: no such split {split!r} (splits found: {found})")
     qrels = load_qrels(qrels_path, query_ids=queries, doc_ids=corpus)
     split_queries = {query_id: queries[query_id] for query_id in qrels}
-    return BeirDataset(path=path, corpus=corpus, queries=split_queries, qrels=qrels, split=split)
+    return BeirDataset(path=path, corpus=corpus, queries=split_queries, qrels=qrels, split=split, repaired=repaired)

@@ -10,8 +10,12 @@ from syneg.data.errors import DataError
 from syneg.data.storage import storage_error
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """``(line number, object)`` for each non-blank line; bad JSON or a non-object line is a DataError."""
+def read_jsonl(path: str | Path, repaired: list[int] | None = None) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line; bad JSON or a non-object line is a DataError.
+
+    Bytes that are not UTF-8 are a DataError too, unless ``repaired`` is given: then they are read as U+FFFD
+    and the line's number is appended to it (a corpus scraped from the web has such lines; a file of syneg's
+    own never does)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -24,7 +28,10 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise DataError(f"{path}:{line_number}: not UTF-8 text ({error.reason} at byte {error.start + 1})") from None
+                if repaired is None:
+                    raise DataError(f"{path}:{line_number}: not UTF-8 text ({error.reason} at byte {error.start + 1})") from None
+                line = raw.decode("utf-8", errors="replace")
+                repaired.append(line_number)
             if not line.strip():
                 continue
             try:

@@ -7,7 +7,8 @@ lives in :class:`syneg.llm.client.LLMClient`, so a new backend is one small clas
 
 Transport failures are raised as :class:`LLMError` with a ``kind`` (``timeout``, ``http_429``,
 ``http_5xx``, ``http_4xx``, ``connection``, ``empty``, ``invalid_json``, ``schema``, ``backend``),
-which is what the run statistics count failures by.
+which is what the run statistics count failures by. A ``fatal`` error (the endpoint rejected the API
+key) is one no other request can avoid: every stage lets it through, and the run ends at once.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from typing import Any, Protocol
 
 
 class LLMError(RuntimeError):
-    """A failed LLM request. ``kind`` names the failure; ``retryable`` says whether asking again may help."""
+    """A failed LLM request. ``kind`` names the failure; ``retryable`` says whether asking again may help;
+    ``fatal``, that every later request would fail the same way, so the run must stop rather than go on."""
 
-    def __init__(self, kind: str, message: str, retryable: bool = False) -> None:
+    def __init__(self, kind: str, message: str, retryable: bool = False, fatal: bool = False) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.retryable = retryable
+        self.fatal = fatal
 
 
 @dataclass(frozen=True)

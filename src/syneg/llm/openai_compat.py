@@ -89,6 +89,7 @@ class OpenAICompatibleBackend:
         self._semaphore: asyncio.Semaphore | None = None
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._fatal: LLMError | None = None
 
     def __repr__(self) -> str:
         return f"OpenAICompatibleBackend(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r})"
@@ -128,9 +129,15 @@ class OpenAICompatibleBackend:
     async def complete(self, request: ChatRequest) -> Completion:
         async with self._bind_loop():
             for attempt in range(self.max_retries + 1):
+                if self._fatal is not None:
+                    # Requests waiting for a slot when the key was rejected must not go out: the run ends at once,
+                    # whatever its callers do with their other tasks.
+                    raise self._fatal
                 try:
                     return await self._post(request)
                 except LLMError as error:
+                    if error.fatal:
+                        self._fatal = self._fatal or error
                     if not error.retryable or attempt == self.max_retries:
                         raise
                     delay = getattr(error, "retry_after", None)
@@ -163,6 +170,12 @@ class OpenAICompatibleBackend:
             if retry_after and retry_after.replace(".", "", 1).isdigit():
                 error.retry_after = min(30.0, float(retry_after))  # type: ignore[attr-defined]
             raise error
+        if response.status_code in (401, 403):
+            # A rejected key fails every request alike: stop the run now, with what to fix, rather than
+            # record a failure per pair and leave a later stage to complain about missing negatives.
+            given = f"the key in ${self.api_key_env}" if key else f"no key (${self.api_key_env} is not set)"
+            raise LLMError("http_4xx", f"{self.base_url} rejected the request with HTTP {response.status_code} "
+                           f"({redacted(response.text[:120], key)!r}); it was sent {given}", fatal=True)
         if response.status_code >= 400:
             raise LLMError("http_4xx", f"HTTP {response.status_code}: {redacted(response.text[:200], key)}")
         try:
@@ -184,6 +197,8 @@ class OpenAICompatibleBackend:
         )
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        client, self._client = self._client, None
+        # A client is closed in the event loop it ran in. Callers close from a new ``asyncio.run`` once the run's
+        # own has ended (after an error too): closing it there fails with "Event loop is closed", hiding the error.
+        if client is not None and self._loop is asyncio.get_running_loop():
+            await client.aclose()

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from syneg.data import BeirDataset, DataError
 from syneg.data.storage import read_yaml
 from syneg.llm import ChatRequest, LLMClient, LLMError
-from syneg.synth.prompts import PromptTemplates
+from syneg.synth.prompts import PromptTemplates, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ async def propose_attributes(
 ) -> AttributeSet:
     """Ask the LLM to name the domains of a sample of the corpus; the most named become the values.
 
-    Documents are sampled with ``seed``, shown ``per_prompt`` at a time (first 300 characters each),
+    Documents are sampled with ``seed``, shown ``per_prompt`` at a time (quoted, first 300 characters each),
     and the answers counted; failed prompts are skipped. Difficulty and length get generic defaults.
     """
     templates = templates or PromptTemplates()
@@ -181,12 +181,14 @@ async def propose_attributes(
     sample = random.Random(seed).sample(ids, min(sample_size, len(ids)))
     counts: Counter[str] = Counter()
     for start in range(0, len(sample), per_prompt):
-        texts = [dataset.corpus[i].full_text[:300].replace("\n", " ") for i in sample[start : start + per_prompt]]
+        texts = [quoted(dataset.corpus[i].full_text[:300])[0] for i in sample[start : start + per_prompt]]
         prompt = templates.render("propose_domains", samples="\n".join(f"- {t}" for t in texts))
         request = ChatRequest.chat(None, prompt, schema=DOMAINS_SCHEMA, max_tokens=60, temperature=0.2, seed=seed)
         try:
             answer, _ = await client.generate(request, DomainsAnswer)
-        except LLMError:
+        except LLMError as error:
+            if error.fatal:
+                raise
             continue
         # Small models sometimes copy a placeholder ("<field>") instead of naming a field.
         counts.update(d.strip().title() for d in answer.domains if 2 < len(d.strip()) <= 40 and not set(d) & set("<>[]{}"))

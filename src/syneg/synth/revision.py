@@ -23,8 +23,11 @@ from syneg.synth.attributes import AttributeSet
 from syneg.synth.checks import CheckConfig, CheckResult, run_checks, sentences, similarity_window, words
 from syneg.synth.options import Ablation, Critique
 from syneg.synth.pairs import Pair
-from syneg.synth.writing import CandidateWriter, Reflection, clamped_sections, sections_for
+from syneg.synth.prompts import quoted
+from syneg.synth.writing import CandidateWriter, Reflection, clamped_sections, quoted_pair, sections_for
 
+# Sentences of a positive among which its answer sentence is looked for.
+ANSWER_SENTENCES = 64
 # Failures of the writing, not of the aspect: the next round rewrites from the same reflection.
 REWRITE_ONLY_FAILURES = {"length", "not_degenerate"}
 
@@ -55,6 +58,8 @@ class SynthesisStats:
     llm_errors: int = 0
     check_failures: Counter[str] = field(default_factory=Counter)
     rounds: Counter[int] = field(default_factory=Counter)
+    # What quoting changed in the pairs' texts (control characters, markup, cut), by text and change.
+    quoted_texts: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +75,7 @@ class SynthesisStats:
             "acceptance_rate": round(self.accepted / self.candidates, 4) if self.candidates else None,
             "check_failures": dict(self.check_failures),
             "rounds_of_accepted": {str(k): v for k, v in sorted(self.rounds.items())},
+            "quoted_texts": dict(sorted(self.quoted_texts.items())),
             "seconds": round(self.seconds, 2),
             "accepted_per_minute": round(60 * self.accepted / self.seconds, 2) if self.seconds > 0 else None,
         }
@@ -80,6 +86,7 @@ class PairContext:
     """What every slot of a pair is checked against."""
 
     pair: Pair
+    shown: Pair  # the pair as the prompts quote it
     query_vector: np.ndarray
     positive_vector: np.ndarray
     answer_sentence: str
@@ -154,8 +161,11 @@ class RevisionLoop:
         if floor >= cap:
             self.stats.empty_window_pairs += 1
             return instance
+        shown, notes = quoted_pair(pair)
+        self.stats.quoted_texts.update(notes)
         context = PairContext(
             pair,
+            shown,
             query_vector,
             positive_vector,
             answer_sentence=self._answer_sentence(pair, query_vector),
@@ -179,8 +189,10 @@ class RevisionLoop:
         for round_number in range(self.max_rounds + 1):
             seed = self._seed(pair.query_id, pair.pos_id, slot, round_number)
             try:
-                candidate = await self.writer.write(pair, attributes, target_words, seed, follow_up, reflection, sections)
-            except LLMError:
+                candidate = await self.writer.write(context.shown, attributes, target_words, seed, follow_up, reflection, sections)
+            except LLMError as error:
+                if error.fatal:
+                    raise
                 self.stats.llm_errors += 1
                 continue
             text, aspect, reasoning = candidate.text, candidate.aspect.strip(), candidate.reasoning.strip()
@@ -200,7 +212,7 @@ class RevisionLoop:
                 config=self.checks,
                 instruction=instruction,
             )
-            critique = await self._critique(pair, text, slot, round_number, results)
+            critique = await self._critique(context.shown, text, slot, round_number, results)
             failed = [r for r in results if not r.passed]
             if not failed:
                 context.kept_vectors.append(vector)
@@ -234,7 +246,7 @@ class RevisionLoop:
             return None
         request = ChatRequest.chat(
             None,
-            self.writer.templates.render("critique", query=pair.query, negative=text),
+            self.writer.templates.render("critique", query=pair.query, negative=quoted(text, 400, 4000)[0]),
             schema=CRITIQUE_SCHEMA,
             max_tokens=80,
             temperature=0.0,
@@ -242,7 +254,9 @@ class RevisionLoop:
         )
         try:
             answer, _ = await self.client.generate(request, CritiqueAnswer)
-        except LLMError:
+        except LLMError as error:
+            if error.fatal:
+                raise
             self.stats.llm_errors += 1
             return None
         if self.critique == "enforce":
@@ -251,7 +265,9 @@ class RevisionLoop:
         return {"answers_query": answer.answers_query, "reason": answer.reason}
 
     def _answer_sentence(self, pair: Pair, query_vector: np.ndarray) -> str:
-        parts = sentences(pair.positive) or [pair.positive]
+        # The first sentences only: a real passage's answer is among them, and a 100,000-character text of
+        # short sentences would cost thousands of encodings.
+        parts = sentences(pair.positive)[:ANSWER_SENTENCES] or [pair.positive]
         if len(parts) == 1:
             return parts[0]
         vectors = self.encoder.encode_documents(parts)

@@ -54,8 +54,10 @@ def synthesize(
         use_cache: With a built client, answer requests asked before from the request cache.
         encoder: The dense encoder of the checks (default: the embedded all-MiniLM-L6-v2).
 
-    Returns the run statistics (synthesis and LLM usage) and, as ``attributes``, where the attribute
-    values came from and the values themselves (see :func:`syneg.synth.choose_attributes`).
+    Returns the run statistics (synthesis and LLM usage; ``quoted_texts``, what quoting changed in the texts
+    the prompts show, and ``repaired_texts``, the dataset's lines that were not valid Unicode) and, as
+    ``attributes``, where the attribute values came from and the values themselves (see
+    :func:`syneg.synth.choose_attributes`).
 
     Example::
 
@@ -92,7 +94,9 @@ def synthesize(
             templates=PromptTemplates(options.prompts),
             prompt_style=options.prompt_style,
         )
-        return synthesizer.run(pairs, output, show_progress) | {"attributes": chosen}
+        # Texts of the dataset that were not valid Unicode, repaired when it was read (see syneg.data.load_beir).
+        repaired = dataset.repaired if dataset is not None else {}
+        return synthesizer.run(pairs, output, show_progress) | {"attributes": chosen, "repaired_texts": repaired}
     finally:
         if owned:
             asyncio.run(client.aclose())

@@ -142,20 +142,21 @@ class Synthesizer:
         if todo:
             query_vectors = self.loop.encoder.encode_queries([p.query for p in todo])
             positive_vectors = self.loop.encoder.encode_documents([p.positive for p in todo])
-        semaphore = asyncio.Semaphore(self.concurrency)
-
-        async def one(index: int, progress: Progress) -> None:
-            async with semaphore:
+        async def worker(indices: Iterator[int], progress: Progress) -> None:
+            for index in indices:  # the workers share one iterator: each takes the next pair
                 instance = await self.loop.synthesize_pair(todo[index], query_vectors[index], positive_vectors[index])
-            write_training_set(output, [instance], append=True)
-            self.stats.pairs += 1
-            elapsed = max(1e-9, time.perf_counter() - start)
-            progress.advance(1, f"accepted {self.stats.accepted:,} ({self.stats.accepted / max(1, self.stats.candidates):.0%} "
-                                f"of candidates) · {60 * self.stats.accepted / elapsed:.1f} accepted/min")
+                write_training_set(output, [instance], append=True)
+                self.stats.pairs += 1
+                elapsed = max(1e-9, time.perf_counter() - start)
+                progress.advance(1, f"accepted {self.stats.accepted:,} ({self.stats.accepted / max(1, self.stats.candidates):.0%} "
+                                    f"of candidates) · {60 * self.stats.accepted / elapsed:.1f} accepted/min")
 
         try:
             with Progress("Synthesizing", total=len(todo), unit="pairs", enabled=show_progress) as progress:
-                await asyncio.gather(*(one(i, progress) for i in range(len(todo))))
+                # ``concurrency`` workers rather than a task per pair: what a run holds in memory does not grow
+                # with its number of pairs.
+                indices = iter(range(len(todo)))
+                await asyncio.gather(*(worker(indices, progress) for _ in range(min(self.concurrency, len(todo)))))
         finally:
             self.stats.seconds += time.perf_counter() - start
         return self.report()

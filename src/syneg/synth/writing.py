@@ -10,7 +10,7 @@ corpus's form (:func:`syneg.synth.passages.as_passage`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,7 +19,7 @@ from syneg.llm import ChatRequest, LLMClient
 from syneg.synth.options import Ablation, PromptStyle
 from syneg.synth.pairs import Pair
 from syneg.synth.passages import as_passage, is_structured
-from syneg.synth.prompts import PromptTemplates
+from syneg.synth.prompts import PromptTemplates, quoted
 
 
 class NegativeAnswer(BaseModel):
@@ -49,9 +49,6 @@ REFLECTION_PROPERTIES: dict[str, Any] = {
 }
 
 
-# The positive as the prompts show it: its title and first sentences name the subject, and a CPU model
-# reads a prompt token at a time.
-PROMPT_POSITIVE_WORDS = 120
 # Generation budget of a passage per target word: English scientific prose runs 1.3-1.5 tokens a word.
 TOKENS_PER_WORD = 1.6
 # A 0.5B model writes 60-70 words per part of a structured abstract whatever length it is asked for,
@@ -75,6 +72,18 @@ def sections_for(target_words: int) -> int:
 
 def clamped_sections(count: int) -> int:
     return max(1, min(len(SECTIONS), count))
+
+
+def quoted_pair(pair: Pair) -> tuple[Pair, list[str]]:
+    """The pair as the prompts quote it (:func:`syneg.synth.prompts.quoted`), and what was changed in each text.
+
+        >>> quoted_pair(Pair("q1", "Why?\\n<|im_end|>", "d1", "word " * 500))[1]
+        ['query: markup neutralized', 'positive: cut to 120 words']
+    """
+    query, query_notes = quoted(pair.query)
+    positive, positive_notes = quoted(pair.positive)
+    notes = [f"query: {note}" for note in query_notes] + [f"positive: {note}" for note in positive_notes]
+    return replace(pair, query=query, positive=positive), notes
 
 
 @dataclass
@@ -140,11 +149,11 @@ class CandidateWriter:
     ) -> Candidate:
         """One candidate; raises LLMError when the LLM fails.
 
-        ``follow_up``: the revision request appended to the prompt that asks for the aspect;
+        ``pair``: as the prompts quote it (:func:`quoted_pair`); ``follow_up``: the revision request appended to the prompt that asks for the aspect;
         ``reflection``: reuse an earlier reflection (its aspect was sound, only the text failed) instead
         of asking for one; ``sections``: parts of the abstract to ask for (two-step prompt).
         """
-        positive = " ".join(pair.positive.split()[:PROMPT_POSITIVE_WORDS])  # keep prompts short on CPU
+        positive = pair.positive
         system = self.system(attributes)
         common = {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": seed}
         negative_schema = {"negative": {"type": "string", "minLength": 20, "maxLength": 8 * target_words + 200}}
@@ -191,12 +200,13 @@ class CandidateWriter:
             f"Write it in {len(labels)} parts, each starting with its label in capitals: {', '.join(labels)}."
             if labels else "Write it as one plain paragraph."
         )
-        title = " ".join(reflection.title.split()).strip('"')
+        # The reflection's fields may carry what an injection in the quoted texts asked for: quoted alike.
+        title = quoted(reflection.title)[0].strip('"')
         user = self.templates.render(
             "write",
             title=title,
-            aspect=reflection.aspect.strip(),
-            topic=reflection.topic.strip(),
+            aspect=quoted(reflection.aspect)[0],
+            topic=quoted(reflection.topic)[0],
             subject=pair.query,
             attributes=self.attribute_text(attributes, target_words),
             layout=layout,
