@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from syneg.data import BeirDataset, load_beir, negatives_per_instance
+from syneg.engine import ENGINE_FIELDS
 from syneg.pipeline.config import RunConfig
 from syneg.pipeline.markers import StageMarkers
 from syneg.pipeline.plan import ArmSeedPlan, PlannedStage
@@ -89,7 +90,7 @@ class StageWork:
         def work() -> dict[str, Any]:
             result = mine(self.dataset(config.train_split).with_queries(training), model=config.train.model,
                           positives_per_query=config.positives_per_query, seed=config.split_seed, verbose=False,
-                          **config.mine.model_dump())
+                          engine=config.mine.ray_engine(), **config.mine.model_dump(exclude=ENGINE_FIELDS))
             written = write_training_set(path, result.instances)
             return {"pairs": written, "negatives": sum(len(i.negatives) for i in result.instances),
                     "encoding": asdict(result.encoding) if result.encoding else None}
@@ -162,7 +163,8 @@ class StageWork:
             from syneg.evaluation import evaluate, write_trec_run
             from syneg.retrieval.encoder import DenseEncoder
 
-            encoder = None if model == "bm25" else DenseEncoder(model, backend=config.backend, max_seq_length=config.max_seq_length)
+            encoder = None if model == "bm25" else DenseEncoder(model, backend=config.backend, max_seq_length=config.max_seq_length,
+                                                                engine=config.ray_engine())
             metrics = {}
             for split, dataset in self.evaluation_sets(validation).items():
                 result = evaluate(dataset, model=model, metrics=config.metrics, encoder=encoder, name=name)
