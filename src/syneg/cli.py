@@ -27,7 +27,7 @@ from rich.markup import escape
 from syneg import progress
 from syneg.data import DataError, Retrievers, SamplingStrategy
 from syneg.data.storage import STORAGE_ERRORS, storage_error
-from syneg.engine import Engine, EngineOptions
+from syneg.engine import Engine
 from syneg.evaluation import EVALUATE, RETRIEVED_PER_QUERY
 from syneg.llm import BackendName, StructuredOutput
 from syneg.mixing import MIX, MixStrategy
@@ -147,12 +147,11 @@ def evaluate(
     from syneg.evaluation import evaluate as evaluate_model
 
     dataset = load_beir(data_dir, split=split)
-    ray_engine = EngineOptions(engine=engine, ray_address=ray_address, ray_actors=ray_actors).ray_engine()
     results = []
     for name in model:
         result = evaluate_model(
             dataset, model=name, metrics=metric or EVALUATE.metrics, k=k, backend=backend, search=search, max_seq_length=max_seq_length,
-            engine=ray_engine,
+            engine=engine, ray_address=ray_address, ray_actors=ray_actors,
         )
         results.append(result)
         if run_dir is not None:
@@ -215,7 +214,9 @@ def mine(
         backend=backend,
         search=search,
         max_seq_length=max_seq_length,
-        engine=EngineOptions(engine=engine, ray_address=ray_address, ray_actors=ray_actors).ray_engine(),
+        engine=engine,
+        ray_address=ray_address,
+        ray_actors=ray_actors,
         verbose=not as_json,
     )
     written = write_training_set(output, result.instances)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from syneg.data import BeirDataset, load_beir, negatives_per_instance
-from syneg.engine import ENGINE_FIELDS
 from syneg.pipeline.config import RunConfig
 from syneg.pipeline.markers import StageMarkers
 from syneg.pipeline.plan import ArmSeedPlan, PlannedStage
@@ -90,7 +89,7 @@ class StageWork:
         def work() -> dict[str, Any]:
             result = mine(self.dataset(config.train_split).with_queries(training), model=config.train.model,
                           positives_per_query=config.positives_per_query, seed=config.split_seed, verbose=False,
-                          engine=config.mine.ray_engine(), **config.mine.model_dump(exclude=ENGINE_FIELDS))
+                          **config.mine.model_dump())
             written = write_training_set(path, result.instances)
             return {"pairs": written, "negatives": sum(len(i.negatives) for i in result.instances),
                     "encoding": asdict(result.encoding) if result.encoding else None}
