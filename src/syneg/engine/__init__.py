@@ -84,6 +84,8 @@ class RayEngine:
         """``ray``, initialized: joined to the cluster, or the running session of this process."""
         ray = import_ray()
         if not ray.is_initialized():
+            if not logging.getLogger("syneg").isEnabledFor(logging.DEBUG):
+                logging.getLogger("ray").setLevel(logging.ERROR)  # Ray Data's job and deprecation lines; -v shows them
             logger.info("Connecting to Ray%s.", f" at {self.address}" if self.address else "")
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         context = ray.data.DataContext.get_current()
