@@ -155,7 +155,9 @@ class RayHttpBackend:
             url=f"{self.endpoint.base_url}/chat/completions",
             headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
             batch_size=max(1, -(-len(batch) // self.engine.actors)),
-            concurrency=self.engine.actors,
+            # A fixed pool: an int is an autoscaling range from 1, and a job of a few batches never grows past
+            # one actor (one request in flight, measured at the server).
+            concurrency=(self.engine.actors, self.engine.actors),
             max_retries=self.endpoint.max_retries,
             http_request_stage={"num_cpus": ACTOR_CPUS / 2},
             session_factory=functools.partial(BodySession, str(self.cache.path), api_key),

@@ -197,5 +197,9 @@ class OpenAICompatibleBackend:
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            # A client lives on the loop that made it: closed from a later asyncio.run (the synthesize stage
+            # closes its client after the run's loop has ended), its keep-alive connections cannot be shut
+            # ("Event loop is closed"); they ended with their loop, and the client is only dropped.
+            if self._loop is asyncio.get_running_loop():
+                await self._client.aclose()
             self._client = None
