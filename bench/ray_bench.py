@@ -39,8 +39,10 @@ from syneg.llm.models import smollm2_path  # noqa: E402
 from syneg.retrieval.encoder import DenseEncoder  # noqa: E402
 from syneg.synth import SynthesizeOptions, synthesize  # noqa: E402
 
+# The settings of tests/engine: greedy decoding, similarity checks loose enough for SmolLM2-135M's passages.
 SYNTHESIS = {"backend": "openai", "model": "smollm2-135m", "structured_output": "json_object", "attributes": "demo",
-             "negatives_per_pair": 1, "max_rounds": 1, "max_tokens": 48, "max_words": 40, "temperature": 0.0, "timeout": 600}
+             "negatives_per_pair": 1, "max_rounds": 1, "max_tokens": 48, "temperature": 0.0, "timeout": 600,
+             "checks": {"positive_ratio": 1.5, "min_query_similarity": 0.0}}
 
 
 def encoding(texts: list[str], actors: int) -> dict[str, dict[str, float]]:

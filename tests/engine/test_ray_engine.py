@@ -25,10 +25,11 @@ from syneg.retrieval.mining import mine
 from syneg.synth import SynthesizeOptions, synthesize
 
 PAIRS = 2
-# Greedy decoding, short answers: the same request gets the same answer whatever the server did before.
+# Greedy decoding: the same request gets the same answer whatever the server did before. Looser similarity
+# checks than the defaults, so that SmolLM2-135M's passages are accepted and the outputs compared hold them.
 SYNTHESIS = {"backend": "openai", "model": "smollm2-135m", "structured_output": "json_object", "attributes": "demo",
-             "negatives_per_pair": 1, "max_rounds": 1, "max_tokens": 48, "max_words": 40, "temperature": 0.0,
-             "timeout": 300, "concurrency": 4}
+             "negatives_per_pair": 1, "max_rounds": 1, "max_tokens": 48, "temperature": 0.0, "timeout": 300, "concurrency": 4}
+CHECKS = {"positive_ratio": 1.5, "min_query_similarity": 0.0}
 
 
 def records(path: Path) -> list[dict]:
@@ -43,7 +44,7 @@ def test_mining_and_evaluation_on_ray_match_local(ray_address, demo_train, demo_
         encoder = DenseEncoder(backend="torch", cache_dir=cache, show_progress=False, engine=engine)
         return mine(demo_train, retriever="both", num_negatives=4, encoder=encoder, show_progress=False, verbose=False)
 
-    local, on_ray = mined(None, tmp_path / "local"), mined(RayEngine(actors=2), tmp_path / "ray")
+    local, on_ray = mined(None, tmp_path / "local"), mined(RayEngine(actors=1), tmp_path / "ray")
     assert on_ray.stats.removed == local.stats.removed and on_ray.stats.by_source == local.stats.by_source
     assert len(on_ray.instances) == len(local.instances)
     for ours, theirs in zip(on_ray.instances, local.instances, strict=True):
@@ -66,7 +67,7 @@ def test_mining_and_evaluation_on_ray_match_local(ray_address, demo_train, demo_
         encoder = DenseEncoder(backend="torch", cache_dir=cache, show_progress=False, engine=engine)
         return evaluate(demo_test, model="default", encoder=encoder, show_progress=False).metrics
 
-    assert evaluated(RayEngine(actors=2), tmp_path / "ray") == pytest.approx(evaluated(None, tmp_path / "local"), abs=1e-6)
+    assert evaluated(RayEngine(actors=1), tmp_path / "ray") == pytest.approx(evaluated(None, tmp_path / "local"), abs=1e-6)
 
 
 def test_engine_ray_needs_an_http_endpoint(tmp_path):
@@ -83,8 +84,9 @@ def local_synthesis(llama_server, counting_proxy, tmp_path_factory) -> tuple[Pat
     """The local path's output for the first pairs of the demo, and the bodies the server got."""
     folder = tmp_path_factory.mktemp("local-synthesis")
     with counting_proxy(llama_server) as proxy:
-        options = SynthesizeOptions(**SYNTHESIS, base_url=proxy.base_url, cache=folder / "cache.sqlite")
-        synthesize(demo_path(), folder / "out.jsonl", options, limit=PAIRS, show_progress=False)
+        options = SynthesizeOptions(**SYNTHESIS, checks=CHECKS, base_url=proxy.base_url, cache=folder / "cache.sqlite")
+        stats = synthesize(demo_path(), folder / "out.jsonl", options, limit=PAIRS, show_progress=False)
+    assert stats["accepted"] >= 1, stats  # an output with negatives to compare
     return folder / "out.jsonl", proxy.bodies()
 
 
@@ -97,7 +99,7 @@ def test_killed_ray_synthesis_resumes_with_the_local_output(ray_address, llama_s
     output, cache = tmp_path / "out.jsonl", tmp_path / "cache.sqlite"
 
     def command(base_url: str) -> list[str]:
-        options = [f"--{key.replace('_', '-')}={value}" for key, value in SYNTHESIS.items()]
+        options = [f"--{key.replace('_', '-')}={value}" for key, value in (SYNTHESIS | CHECKS).items()]
         return [sys.executable, "-m", "syneg", "synthesize", str(demo_path()), "-o", str(output), "--limit", str(PAIRS),
                 "--base-url", base_url, "--cache", str(cache), "--engine", "ray", "--ray-address", ray_address, *options]
 
@@ -119,5 +121,5 @@ def test_killed_ray_synthesis_resumes_with_the_local_output(ray_address, llama_s
     # No field added or lost on the way through Ray Data's blocks: the bodies are the local path's.
     key = lambda body: json.dumps(body, sort_keys=True)  # noqa: E731
     assert sorted(map(key, first.bodies() + second.bodies())) == sorted(map(key, local_bodies))
-    assert 1 <= max(first.max_in_flight, second.max_in_flight) <= 2
+    assert max(first.max_in_flight, second.max_in_flight) == 2  # one request at a time from each of the 2 actors
     assert any((tmp_path / "cache.sqlite.shards").glob("*.jsonl"))
