@@ -106,12 +106,13 @@ def test_prune_force_deletes_named_llm_caches_and_runs_can_be_given(layout, tmp_
     elsewhere.mkdir()
     kept = syneg("cache", "prune", "--kind", "llm", "--runs", str(layout["work"] / "runs"), "--json",
                  cache=layout["cache"], cwd=elsewhere)  # fmt: skip
-    assert {Path(e["path"]).name for e in json.loads(kept.stdout)["protected"]} == {"named.sqlite", "llm-cache.sqlite"}
+    assert {Path(e["path"]).name for e in json.loads(kept.stdout)["protected"]} == {"named.sqlite", "named.sqlite.shards",
+                                                                                 "llm-cache.sqlite"}
     printed = syneg("cache", "prune", "--kind", "llm", "--runs", str(layout["work"] / "runs" / "uses-named"),
                     cache=layout["cache"], cwd=elsewhere)  # fmt: skip
     assert "Kept " in printed.stderr and "named.sqlite: named by" in printed.stderr and "--force deletes it" in printed.stderr
     forced = json.loads(syneg("cache", "prune", "--kind", "llm", "--force", "--json", cache=layout["cache"], cwd=layout["work"]).stdout)
-    assert {Path(e["path"]).name for e in forced["deleted"]} == {"named.sqlite"}
+    assert {Path(e["path"]).name for e in forced["deleted"]} == {"named.sqlite", "named.sqlite.shards"}
     assert not list(layout["cache"].glob("*.sqlite*"))
 
 
