@@ -165,7 +165,14 @@ class RayHttpBackend:
         processor = build_processor(config, postprocess=_answered)
         rows = [{"key": key, "payload": {"key": key, "body": json.dumps(self.endpoint.payload(request))}} for key, request in batch]
         started = time.perf_counter()
-        results = processor(ray.data.from_items(rows, override_num_blocks=self.engine.actors)).take_all()
+        # One block per actor, and one task at a time per actor: by default the first actor ready takes two
+        # tasks and, sending a batch's requests one after another, runs them in turn (one request in flight).
+        context = ray.data.DataContext.get_current()
+        tasks_per_actor, context.max_tasks_in_flight_per_actor = context.max_tasks_in_flight_per_actor, 1
+        try:
+            results = processor(ray.data.from_items(rows, override_num_blocks=self.engine.actors)).take_all()
+        finally:
+            context.max_tasks_in_flight_per_actor = tasks_per_actor
         self.batches.append(len(batch))
         share = (time.perf_counter() - started) / max(1, len(batch))
         return {row["key"]: share if row["ok"] else row["error"] for row in results}
