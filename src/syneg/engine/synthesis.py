@@ -64,10 +64,10 @@ class BodySession:
     hands a block of answers on only when the whole block is answered.
     """
 
-    def __init__(self, folder: str, api_key: str | None) -> None:
+    def __init__(self, folder: str, api_key: str | None, timeout: float) -> None:
         import aiohttp
 
-        self.session = aiohttp.ClientSession()
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
         self.folder = folder
         self.api_key = api_key
 
@@ -160,7 +160,7 @@ class RayHttpBackend:
             concurrency=(self.engine.actors, self.engine.actors),
             max_retries=self.endpoint.max_retries,
             http_request_stage={"num_cpus": ACTOR_CPUS / 2},
-            session_factory=functools.partial(BodySession, str(self.cache.path), api_key),
+            session_factory=functools.partial(BodySession, str(self.cache.path), api_key, self.endpoint.timeout),
         )
         processor = build_processor(config, postprocess=_answered)
         rows = [{"key": key, "payload": {"key": key, "body": json.dumps(self.endpoint.payload(request))}} for key, request in batch]
