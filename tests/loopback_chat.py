@@ -1,10 +1,15 @@
-"""A deterministic OpenAI-compatible chat endpoint on loopback, for the secrets and disk tests."""
+"""Loopback HTTP helpers: a deterministic OpenAI-compatible chat endpoint (the secrets and disk tests), and a
+counting proxy in front of a real one (the Ray tests and bench/ray_bench.py)."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+
+import httpx
 
 REFLECTION = {"topic": "Vaccine storage", "aspect": "cold chain logistics in rural clinics",
               "reasoning": "shares the vocabulary of the query", "title": "Cold chain logistics for vaccines"}
@@ -54,5 +59,80 @@ class EchoingChatServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class CountingProxy:
+    """A loopback HTTP proxy to an OpenAI-compatible server that records every body it forwards and the most
+    requests in flight at once. With ``hold_after=n``, the requests after the n-th forwarded one are held
+    (never forwarded) until :meth:`release`, then answered 503."""
+
+    def __init__(self, upstream: str, hold_after: int | None = None) -> None:
+        self.upstream = upstream.removesuffix("/v1")
+        self.hold_after = hold_after
+        self.forwarded: list[str] = []
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.busy_seconds = 0.0  # summed over requests: divided by the wall time, the mean in flight
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with proxy.lock:
+                    hold = proxy.hold_after is not None and len(proxy.forwarded) >= proxy.hold_after
+                    if not hold:
+                        proxy.forwarded.append(body.decode())
+                        proxy.in_flight += 1
+                        proxy.max_in_flight = max(proxy.max_in_flight, proxy.in_flight)
+                if hold:
+                    proxy.held.set()
+                    proxy.released.wait(timeout=600)
+                    self.reply(503, b'{"error": "held"}')
+                    return
+                started = time.perf_counter()
+                try:
+                    answer = httpx.post(f"{proxy.upstream}{self.path}", content=body,
+                                        headers={"Content-Type": "application/json"}, timeout=600)
+                finally:
+                    with proxy.lock:
+                        proxy.in_flight -= 1
+                        proxy.busy_seconds += time.perf_counter() - started
+                self.reply(answer.status_code, answer.content)
+
+            def reply(self, status: int, data: bytes) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client was stopped
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(body) for body in self.forwarded]
+
+    def release(self) -> None:
+        self.released.set()
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()

@@ -16,6 +16,7 @@ import yaml
 from syneg.caches import parse_age
 from syneg.llm import RequestCache
 from syneg.llm.base import Completion
+from syneg.llm.shards import ShardedRequestCache
 from syneg.retrieval.embedding_cache import EmbeddingCache
 from syneg.retrieval.encoder import model_fingerprint, resolve_model
 
@@ -52,6 +53,9 @@ def layout(tmp_path: Path) -> dict[str, Path]:
         store = RequestCache(cache / name)
         store.put("key", Completion(text="{}"))
         store.close()
+    shards = ShardedRequestCache(cache / "named.sqlite.shards")  # the same run's answers under --engine ray
+    shards.put("key", Completion(text="{}"))
+    shards.close()
     (cache / "logs").mkdir()
     (cache / "logs" / "syneg-20240101-000000-1.log").write_text("Traceback ...")
     runs = tmp_path / "work" / "runs"
@@ -60,7 +64,7 @@ def layout(tmp_path: Path) -> dict[str, Path]:
         (runs / run).mkdir(parents=True)
         (runs / run / "config.yaml").write_text(yaml.safe_dump({"data": "demo", "synthesize": synthesize}))
     for path in (default.folder, export, cache / "llm-cache.sqlite", cache / "named.sqlite", cache / "unnamed.sqlite",
-                 cache / "logs" / "syneg-20240101-000000-1.log"):
+                 cache / "named.sqlite.shards", cache / "logs" / "syneg-20240101-000000-1.log"):
         age(path, 40)
     return {"cache": cache, "work": tmp_path / "work", "default": default.folder, "trained": trained.folder, "export": export}
 
@@ -75,6 +79,8 @@ def test_list_shows_every_entry_with_model_size_age_and_users(layout):
     assert entries[layout["default"].name]["age_days"] >= 40 > entries[layout["trained"].name]["age_days"]
     # runs/ of the working directory is read by default: each LLM cache says which runs name it.
     assert entries["named.sqlite"]["used_by"] == [str(Path("runs") / "uses-named")]
+    shards = entries["named.sqlite.shards"]
+    assert shards["kind"] == "llm" and shards["used_by"] == [str(Path("runs") / "uses-named")] and shards["bytes"] > 0
     assert entries["llm-cache.sqlite"]["used_by"] == [str(Path("runs") / "uses-default")]
     assert entries["unnamed.sqlite"]["used_by"] == []  # its run does not synthesize
     assert {e["kind"] for e in listed["entries"]} == {"embeddings", "onnx", "llm", "logs"}
@@ -87,7 +93,7 @@ def test_prune_by_age_keeps_recent_entries_and_llm_caches_that_runs_name(layout)
     pruned = json.loads(syneg("cache", "prune", "--older-than", "30d", "--json", cache=layout["cache"], cwd=layout["work"]).stdout)
     assert {Path(e["path"]).name for e in pruned["deleted"]} == {layout["default"].name, layout["export"].name, "unnamed.sqlite",
                                                                  "syneg-20240101-000000-1.log"}  # fmt: skip
-    assert {Path(e["path"]).name for e in pruned["protected"]} == {"named.sqlite", "llm-cache.sqlite"}
+    assert {Path(e["path"]).name for e in pruned["protected"]} == {"named.sqlite", "named.sqlite.shards", "llm-cache.sqlite"}
     assert pruned["freed_bytes"] > 0 and not pruned["dry_run"]
     assert not layout["default"].exists() and not layout["export"].exists() and layout["trained"].exists()
     assert not list(layout["cache"].glob("unnamed.sqlite*"))  # with its write-ahead log
@@ -100,12 +106,13 @@ def test_prune_force_deletes_named_llm_caches_and_runs_can_be_given(layout, tmp_
     elsewhere.mkdir()
     kept = syneg("cache", "prune", "--kind", "llm", "--runs", str(layout["work"] / "runs"), "--json",
                  cache=layout["cache"], cwd=elsewhere)  # fmt: skip
-    assert {Path(e["path"]).name for e in json.loads(kept.stdout)["protected"]} == {"named.sqlite", "llm-cache.sqlite"}
+    assert {Path(e["path"]).name for e in json.loads(kept.stdout)["protected"]} == {"named.sqlite", "named.sqlite.shards",
+                                                                                 "llm-cache.sqlite"}
     printed = syneg("cache", "prune", "--kind", "llm", "--runs", str(layout["work"] / "runs" / "uses-named"),
                     cache=layout["cache"], cwd=elsewhere)  # fmt: skip
     assert "Kept " in printed.stderr and "named.sqlite: named by" in printed.stderr and "--force deletes it" in printed.stderr
     forced = json.loads(syneg("cache", "prune", "--kind", "llm", "--force", "--json", cache=layout["cache"], cwd=layout["work"]).stdout)
-    assert {Path(e["path"]).name for e in forced["deleted"]} == {"named.sqlite"}
+    assert {Path(e["path"]).name for e in forced["deleted"]} == {"named.sqlite", "named.sqlite.shards"}
     assert not list(layout["cache"].glob("*.sqlite*"))
 
 

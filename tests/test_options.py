@@ -12,7 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 from syneg import cli
-from syneg.data import Retrievers, SamplingStrategy
+from syneg.data import Retrievers, SamplingStrategy, demo_path
+from syneg.engine import Engine
 from syneg.evaluation import EvaluateOptions, evaluate
 from syneg.mixing import MixOptions, MixStrategy, mix
 from syneg.pipeline import ArmConfig, Planner, RunConfig
@@ -54,6 +55,7 @@ def test_the_command_lines_choices_are_the_schemas_literals():
         ("mix", "strategy"): MixStrategy, ("mix", "retrieved_sources"): Retrievers,
         ("mix", "sampling_strategy"): SamplingStrategy, ("synthesize", "ablation"): Ablation,
         ("synthesize", "critique"): Critique, ("synthesize", "prompt_style"): PromptStyle,
+        ("mine", "engine"): Engine, ("synthesize", "engine"): Engine, ("evaluate", "engine"): Engine,
     }
     for (command, option), literal in expected.items():
         param = next(p for p in commands[command].params if p.name == option)
@@ -84,3 +86,19 @@ def test_every_train_option_reaches_the_verb_from_the_command_line_and_from_a_pi
     unset = Planner(RunConfig(data=Path(".")), tmp_path).train_options(arm)
     assert not set(unset) & set(LATER_OPTIONS["train"])
     assert set(unset) | set(LATER_OPTIONS["train"]) == set(TrainOptions.model_fields)
+
+
+def test_the_engine_of_a_config_reaches_the_stages_that_scale_and_no_fingerprint(tmp_path):
+    local = RunConfig(data=demo_path())
+    on_ray = RunConfig.model_validate({"data": demo_path(), "engine": "ray", "ray_address": "10.0.0.1:6379",
+                                       "evaluate": {"engine": "local"}})
+    assert (on_ray.mine.engine, on_ray.synthesize.engine, on_ray.evaluate.engine) == ("ray", "ray", "local")
+    assert on_ray.mine.ray_address == on_ray.synthesize.ray_address == "10.0.0.1:6379"
+    assert on_ray.mine.ray_engine().address == "10.0.0.1:6379" and local.mine.ray_engine() is None
+    # The same output on either engine: a run started on one is done, stage by stage, on the other.
+    plans = [Planner(config, tmp_path) for config in (local, on_ray)]
+    mined = [plan.mine(plan.split()) for plan in plans]
+    assert mined[0].fingerprint == mined[1].fingerprint
+    assert plans[0].synthesize(mined[0]).fingerprint == plans[1].synthesize(mined[1]).fingerprint
+    refused = CliRunner().invoke(cli.app, ["mine", str(tmp_path), "-o", "x.jsonl", "--engine", "spark"])
+    assert refused.exit_code == 2 and "local" in refused.output and "ray" in refused.output

@@ -5,7 +5,8 @@ Under the cache root (``$SYNEG_CACHE_DIR``, default ``~/.cache/syneg``):
 - ``embeddings/<model>-<hash>/``: text embeddings of one model and encoding setting
   (:mod:`syneg.retrieval.embedding_cache`); deleting one re-encodes on next use.
 - ``onnx/<model>-<hash>/``: a model exported to ONNX (:mod:`syneg.retrieval.onnx_backend`).
-- ``llm-cache.sqlite``: LLM answers (:mod:`syneg.llm.cache`); a run may name another file
+- ``llm-cache.sqlite``: LLM answers (:mod:`syneg.llm.cache`), and ``llm-cache.shards/``, those of ``--engine ray``
+  (:mod:`syneg.llm.shards`); a run may name another file
   (``synthesize.cache``). Deleting one means asking the LLM again, and sampled answers will differ.
 - ``models/``: the embedded Qwen model joined from its PyPI parts (:mod:`syneg.llm.models`).
 - ``logs/``: the tracebacks of failed commands.
@@ -119,6 +120,8 @@ def llm_caches_of_runs(runs: Iterable[Path]) -> dict[Path, list[str]]:
             continue
         cache = config_path.parent / synthesize["cache"] if synthesize.get("cache") else default_llm_cache_path()
         named.setdefault(cache.resolve(), []).append(str(config_path.parent))
+        # Under --engine ray the same answers live in the sharded cache beside it (syneg.llm.shards).
+        named.setdefault(Path(f"{cache}.shards").resolve(), []).append(str(config_path.parent))
     return named
 
 
@@ -130,7 +133,7 @@ def cache_entries(runs: Iterable[Path] = (), elsewhere: bool = False) -> list[Ca
     for kind, folder in (("embeddings", EMBEDDINGS_FOLDER), ("onnx", EXPORTS_FOLDER)):
         entries += [_entry(kind, p, _model_of(p.name)) for p in sorted((root / folder).glob("*")) if p.is_dir()]
     used_by = llm_caches_of_runs(runs)
-    llm_files = set(root.glob("*.sqlite")) | {p for p in used_by if elsewhere and p.is_file()}
+    llm_files = set(root.glob("*.sqlite")) | set(root.glob("*.shards")) | {p for p in used_by if elsewhere and p.exists()}
     for path in sorted(llm_files):
         entries.append(_entry("llm", path))
         entries[-1].used_by = used_by.get(path, [])

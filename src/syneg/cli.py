@@ -27,6 +27,7 @@ from rich.markup import escape
 from syneg import progress
 from syneg.data import DataError, Retrievers, SamplingStrategy
 from syneg.data.storage import STORAGE_ERRORS, storage_error
+from syneg.engine import Engine
 from syneg.evaluation import EVALUATE, RETRIEVED_PER_QUERY
 from syneg.llm import BackendName, LLMError, StructuredOutput
 from syneg.mixing import MIX, MixStrategy
@@ -114,6 +115,10 @@ BackendOption = Annotated[Backend, typer.Option(help="Dense encoding: auto (this
                                                      "(fp32), torch-bf16, torch-fp16 (GPU), onnx (ONNX Runtime fp32) or onnx-int8.")]
 SearchOption = Annotated[SearchBackend, typer.Option(help="Dense search: exact, faiss-flat or faiss-hnsw.")]
 MaxLengthOption = Annotated[int | None, typer.Option(help="Dense model truncation length in tokens (default: the model's).")]
+EngineOption = Annotated[Engine, typer.Option(help="Where the work runs: local, or ray (Ray Data; pip install 'syneg[ray]').")]
+RayAddressOption = Annotated[str | None, typer.Option(help="ray: an existing cluster's address (default: $RAY_ADDRESS, else "
+                                                           "a local Ray).")]
+RayActorsOption = Annotated[int, typer.Option(min=1, help="ray: actors per stage (encoders; HTTP request senders).")]
 
 
 @app.command()
@@ -131,6 +136,9 @@ def evaluate(
     search: SearchOption = DEFAULT_SEARCH,
     max_seq_length: MaxLengthOption = None,
     run_dir: Annotated[Path | None, typer.Option(help="Write each model's TREC run file here.")] = None,
+    engine: EngineOption = EVALUATE.engine,
+    ray_address: RayAddressOption = EVALUATE.ray_address,
+    ray_actors: RayActorsOption = EVALUATE.ray_actors,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object; one per model when comparing).")] = False,
 ) -> dict[str, Any] | None:
     """Evaluate BM25 or dense models on a BEIR split: nDCG@10, Recall@10/100, MRR@10."""
@@ -142,7 +150,8 @@ def evaluate(
     results = []
     for name in model:
         result = evaluate_model(
-            dataset, model=name, metrics=metric or EVALUATE.metrics, k=k, backend=backend, search=search, max_seq_length=max_seq_length
+            dataset, model=name, metrics=metric or EVALUATE.metrics, k=k, backend=backend, search=search, max_seq_length=max_seq_length,
+            engine=engine, ray_address=ray_address, ray_actors=ray_actors,
         )
         results.append(result)
         if run_dir is not None:
@@ -178,6 +187,9 @@ def mine(
     backend: BackendOption = DEFAULT_BACKEND,
     search: SearchOption = DEFAULT_SEARCH,
     max_seq_length: MaxLengthOption = MINE.max_seq_length,
+    engine: EngineOption = MINE.engine,
+    ray_address: RayAddressOption = MINE.ray_address,
+    ray_actors: RayActorsOption = MINE.ray_actors,
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON on stdout.")] = False,
 ) -> dict[str, Any] | None:
     """Mine retrieved hard negatives (BM25, dense or both) for every (query, positive) pair of a split."""
@@ -202,6 +214,9 @@ def mine(
         backend=backend,
         search=search,
         max_seq_length=max_seq_length,
+        engine=engine,
+        ray_address=ray_address,
+        ray_actors=ray_actors,
         verbose=not as_json,
     )
     written = write_training_set(output, result.instances)
@@ -384,6 +399,9 @@ def synthesize(
     threads: Annotated[int | None, typer.Option(help="llama.cpp: CPU threads (default: half the cores).")] = SYNTHESIZE.threads,
     cache: LLMCacheOption = SYNTHESIZE.cache,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the LLM even for requests answered before.")] = False,
+    engine: EngineOption = SYNTHESIZE.engine,
+    ray_address: RayAddressOption = SYNTHESIZE.ray_address,
+    ray_actors: RayActorsOption = SYNTHESIZE.ray_actors,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run statistics as JSON on stdout.")] = False,
 ) -> dict[str, Any] | None:
     """Synthesize hard negatives with an LLM for each (query, positive) pair: attributes, reflection, checks, revision."""
@@ -397,7 +415,7 @@ def synthesize(
         structured_output=structured_output, grammar=grammar, threads=threads, cache=cache, attributes=attributes,
         negatives_per_pair=negatives_per_pair, max_rounds=max_rounds, ablation=ablation, critique=critique,
         prompt_style=prompt_style, prompts=prompts, max_words=max_words, max_tokens=max_tokens, temperature=temperature,
-        seed=seed, checks=checks,
+        seed=seed, checks=checks, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
     )
     stats = synthesize_negatives(data, output, options, split=split, limit=limit, use_cache=not no_cache)
     if as_json:

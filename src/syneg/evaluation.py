@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from syneg.data import BeirDataset
-from syneg.options import StageOptions
+from syneg.engine import Engine, EngineOptions
 from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend, DenseEncoder
 from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
 from syneg.system import EncodingChoice
@@ -30,7 +30,7 @@ RETRIEVED_PER_QUERY = 100
 
 
 
-class EvaluateOptions(StageOptions):
+class EvaluateOptions(EngineOptions):
     """What :func:`evaluate` measures: its defaults, and the ``evaluate`` section of a pipeline config."""
 
     split: str = Field("test", description="The qrels split to evaluate on.")
@@ -153,8 +153,12 @@ def evaluate(
     show_progress: bool = True,
     name: str | None = None,
     max_seq_length: int | None = EVALUATE.max_seq_length,
+    engine: Engine = EVALUATE.engine,
+    ray_address: str | None = EVALUATE.ray_address,
+    ray_actors: int = EVALUATE.ray_actors,
 ) -> EvaluationResult:
-    """Retrieve with ``model`` on a dataset split and score the run.
+    """Retrieve with ``model`` on a dataset split and score the run; ``engine="ray"`` encodes the corpus and
+    queries and ranks the queries on Ray (see :mod:`syneg.engine`), unless a ready ``encoder`` is given.
 
     Example::
 
@@ -169,7 +173,8 @@ def evaluate(
         raise ValueError(f"{dataset.path}: evaluation needs a split with qrels")
     started = time.perf_counter()
     if model != "bm25" and encoder is None:
-        encoder = DenseEncoder(model, backend=backend, max_seq_length=max_seq_length, show_progress=show_progress)
+        encoder = DenseEncoder(model, backend=backend, max_seq_length=max_seq_length, show_progress=show_progress,
+                               engine=EngineOptions(engine=engine, ray_address=ray_address, ray_actors=ray_actors).ray_engine())
     run = retrieve(dataset, model, k=k, search=search, encoder=encoder)
     result = evaluate_run(dataset.qrels, run, metrics, name=name or model)
     result.seconds = time.perf_counter() - started

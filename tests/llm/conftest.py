@@ -1,60 +1,16 @@
-"""Fixtures for the LLM tests: a real llama.cpp server on loopback and a fault-injecting HTTP server."""
+"""Fixtures for the LLM tests: a fault-injecting HTTP server (the real llama.cpp server is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
-import httpx
 import pytest
 
-from syneg.llm.models import smollm2_path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def llama_server() -> Iterator[str]:
-    """``python -m llama_cpp.server`` serving SmolLM2-135M on a free loopback port; yields the API root."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "syneg.llm.llama_server", "--model", str(smollm2_path()), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--model_alias", "smollm2-135m"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with code {process.returncode}")
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not start within 90 s")
-            time.sleep(0.5)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 class FaultServer:

@@ -36,6 +36,15 @@ def test_structured_answer_from_real_server(llama_server, tmp_path):
     assert cached == answer and completion.cached and again.stats.requests == 0
 
 
+def test_closing_after_the_runs_loop_has_ended(llama_server):
+    """The synthesize stage closes its client in a new event loop, after the run's; the real server keeps the
+    connection alive, and closing it from the new loop raised "Event loop is closed" (exit 1 after a run)."""
+    backend = OpenAICompatibleBackend(llama_server, "smollm2-135m", structured_output="json_object", timeout=120)
+    asyncio.run(backend.complete(request(7)))
+    asyncio.run(backend.aclose())
+    assert backend._client is None
+
+
 @pytest.mark.slow
 def test_concurrent_requests_to_real_server(llama_server):
     backend = OpenAICompatibleBackend(llama_server, "smollm2-135m", structured_output="json_object", concurrency=3, timeout=300)

@@ -15,6 +15,7 @@ Structured output is requested through the endpoint's own option:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -44,6 +45,29 @@ def redacted(text: str, key: str | None) -> str:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def completion_from_body(body: Any, key: str | None, latency: float = 0.0, raw: str | None = None) -> Completion:
+    """A chat-completion body (parsed JSON) as a :class:`Completion`, the API key redacted from its text; the
+    one reading of an answer for this backend and for Ray's HTTP processor (:mod:`syneg.engine.synthesis`).
+    ``raw`` is the body as received, quoted when it is not a chat completion."""
+    try:
+        choice = body["choices"][0]
+        text = choice["message"].get("content") or ""
+        if not isinstance(text, str):
+            raise TypeError("content is not text")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        shown = raw if raw is not None else json.dumps(body, default=str)
+        raise LLMError("invalid_response", f"not a chat completion: {redacted(shown[:200], key)!r}") from None
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    finish_reason = choice.get("finish_reason")
+    return Completion(
+        text=redacted(text, key),
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
+        latency=latency,
+        finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+    )
 
 
 class OpenAICompatibleBackend:
@@ -180,21 +204,9 @@ class OpenAICompatibleBackend:
             raise LLMError("http_4xx", f"HTTP {response.status_code}: {redacted(response.text[:200], key)}")
         try:
             body = response.json()
-            choice = body["choices"][0]
-            text = choice["message"].get("content") or ""
-            if not isinstance(text, str):
-                raise TypeError("content is not text")
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
-            raise LLMError("invalid_response", f"not a chat completion: {redacted(response.text[:200], key)!r}") from None
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        finish_reason = choice.get("finish_reason")
-        return Completion(
-            text=redacted(text, key),
-            prompt_tokens=_count(usage.get("prompt_tokens")),
-            completion_tokens=_count(usage.get("completion_tokens")),
-            latency=latency,
-            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
-        )
+        except ValueError:
+            body = None
+        return completion_from_body(body, key, latency, response.text)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from syneg.data import DataError, Retrievers, demo_path
 from syneg.data.storage import read_yaml
+from syneg.engine import Engine
 from syneg.evaluation import EvaluateOptions
 from syneg.mixing import MixOptions, MixStrategy
 from syneg.options import StageOptions
@@ -89,10 +90,22 @@ class RunConfig(StageOptions):
     mix: MixConfig = Field(default_factory=MixConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    engine: Engine | None = Field(None, description="Where mine, synthesize and evaluate run, local or ray, unless "
+                                                    "their own section sets engine (see syneg.engine).")
+    ray_address: str | None = Field(None, description="ray: the cluster's address for those stages (default: a local Ray).")
     arms: list[ArmConfig] = Field(
         default_factory=lambda: [ArmConfig(name="zero-shot", strategy="zero-shot"), ArmConfig(name="hybrid", strategy="hybrid")],
         min_length=1,
     )
+
+    @model_validator(mode="after")
+    def _engine_of_stages(self) -> RunConfig:
+        for section in (self.mine, self.synthesize, self.evaluate):
+            for key in ("engine", "ray_address"):
+                value = getattr(self, key)
+                if value is not None and key not in section.model_fields_set:
+                    setattr(section, key, value)
+        return self
 
     @model_validator(mode="after")
     def _unique_arms(self) -> RunConfig:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from syneg.data import dataset_digest
+from syneg.engine import ENGINE_FIELDS
 from syneg.options import StageOptions
 from syneg.pipeline.config import SYNTHETIC_STRATEGIES, ArmConfig, RunConfig, relative
 from syneg.pipeline.markers import fingerprint
@@ -38,10 +39,11 @@ NOT_GENERATION = {"file", "cache", "pairs", "concurrency", "threads", "base_url"
 
 
 def recorded_options(options: StageOptions, stage: str, exclude: Iterable[str] = ()) -> dict[str, Any]:
-    """A stage's options as its settings record them (see :data:`LATER_OPTIONS`)."""
+    """A stage's options as its settings record them (see :data:`LATER_OPTIONS`); where the stage runs (the
+    engine: its output is the same on Ray) is left out, so a run started on one engine resumes on the other."""
     later = LATER_OPTIONS.get(stage, ())
     fields = type(options).model_fields
-    return {key: value for key, value in options.model_dump(exclude=set(exclude)).items()
+    return {key: value for key, value in options.model_dump(exclude=set(exclude) | ENGINE_FIELDS).items()
             if key not in later or value != fields[key].get_default(call_default_factory=True)}
 
 

@@ -162,7 +162,8 @@ class StageWork:
             from syneg.evaluation import evaluate, write_trec_run
             from syneg.retrieval.encoder import DenseEncoder
 
-            encoder = None if model == "bm25" else DenseEncoder(model, backend=config.backend, max_seq_length=config.max_seq_length)
+            encoder = None if model == "bm25" else DenseEncoder(model, backend=config.backend, max_seq_length=config.max_seq_length,
+                                                                engine=config.ray_engine())
             metrics = {}
             for split, dataset in self.evaluation_sets(validation).items():
                 result = evaluate(dataset, model=model, metrics=config.metrics, encoder=encoder, name=name)

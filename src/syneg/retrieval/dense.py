@@ -41,7 +41,10 @@ class DenseRetriever:
     def search(self, queries: list[str], k: int = 100, query_embeddings: np.ndarray | None = None) -> SearchResult:
         if query_embeddings is None:
             query_embeddings = self.encode_queries(queries)
-        indices, scores = top_k(query_embeddings, self.doc_embeddings, k, backend=self.search_backend)
+        if self.encoder.engine is not None:
+            indices, scores = self.encoder.engine.top_k(query_embeddings, self.doc_embeddings, k, self.search_backend)
+        else:
+            indices, scores = top_k(query_embeddings, self.doc_embeddings, k, backend=self.search_backend)
         return SearchResult(
             doc_ids=[[self.doc_ids[i] for i in row if i >= 0] for row in indices],
             scores=[row[indices_row >= 0] for row, indices_row in zip(scores, indices, strict=True)],

@@ -52,6 +52,7 @@ from syneg.system import EncodingChoice, encoding_backend, gpu
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from syneg.engine import RayEngine
     from syneg.retrieval.onnx_backend import OnnxSentenceEncoder
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class DenseEncoder:
         cache_dir: Where embeddings are cached; None for ``$SYNEG_CACHE_DIR`` or ``~/.cache/syneg``.
         use_cache: Set False to always encode.
         show_progress: Show a progress bar while encoding.
+        engine: A :class:`syneg.engine.RayEngine` to encode what the cache lacks on Ray (an actor pool
+            writing into the same cache), or None to encode here.
 
     Example::
 
@@ -141,6 +144,7 @@ class DenseEncoder:
         use_cache: bool = True,
         show_progress: bool = True,
         chunk_size: int = 2048,
+        engine: RayEngine | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"Unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
@@ -154,6 +158,7 @@ class DenseEncoder:
         self.show_progress = show_progress
         self.chunk_size = chunk_size
         self._max_seq_length = max_seq_length
+        self.engine = engine
         self._model: SentenceTransformer | None = None
         self.encoded_count = 0  # texts actually run through the model (cache misses)
         self.encode_seconds = 0.0  # time spent in the model, for throughput figures
@@ -199,6 +204,11 @@ class DenseEncoder:
             self._choice = choice
             logger.debug("Encoding with %s %s on %s: %s", choice.backend, choice.precision, choice.device, choice.reason)
         return self._choice
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """The truncation asked for (None: the model's own)."""
+        return self._max_seq_length
 
     def _export_folder(self) -> Path:
         # Keyed by the fp32 model alone: both onnx backends share one export.
@@ -261,6 +271,15 @@ class DenseEncoder:
     def _encode_uncached(self, texts: list[str], description: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
+        if self.engine is not None:
+            started = time.perf_counter()
+            with Progress(description, total=len(texts), unit="texts", enabled=self.show_progress) as progress:
+                vectors = self.engine.encode(self, texts)
+                progress.advance(len(texts))
+            self.encode_seconds += time.perf_counter() - started
+            self.encoded_count += len(texts)
+            self._cache = None  # the actors wrote new shards: read the folder again on next use
+            return vectors
         # Longest first across the whole request: batches of similar length waste little on padding,
         # and the slowest chunk comes first, so the progress bar's estimate errs on the safe side.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))

@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from syneg.data import BeirDataset, Negative, Retrievers, SamplingStrategy, TrainingInstance
-from syneg.options import StageOptions
+from syneg.engine import Engine, EngineOptions
 from syneg.progress import Progress
 from syneg.retrieval.bm25 import BM25Retriever
 from syneg.retrieval.dense import DenseRetriever
@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 SCORE_FILTERS = ("absolute_margin", "relative_margin", "max_score", "min_score")
 
 
-class MineOptions(StageOptions):
+class MineOptions(EngineOptions):
     """What :func:`mine` retrieves and keeps: its defaults, and the ``mine`` section of a pipeline config.
     Mine more than you mix (10 negatives for 3 mixed), so that sampling has a pool."""
 
@@ -166,6 +166,9 @@ def mine(
     batch_size: int = 64,
     max_seq_length: int | None = MINE.max_seq_length,
     encoder: DenseEncoder | None = None,
+    engine: Engine = MINE.engine,
+    ray_address: str | None = MINE.ray_address,
+    ray_actors: int = MINE.ray_actors,
     show_progress: bool = True,
     verbose: bool = True,
 ) -> MiningResult:
@@ -195,6 +198,9 @@ def mine(
         search: Dense search backend: ``exact``, ``faiss-flat`` or ``faiss-hnsw``.
         max_seq_length: Truncation length of the dense model in tokens; None keeps the model's.
         encoder: A ready :class:`DenseEncoder` (overrides ``model``, ``backend``, ``batch_size``, ``max_seq_length``).
+        engine: ``local``, or ``ray`` to encode the corpus and queries and rank the queries on Ray (the
+            selection of negatives then runs here, on those rankings), on the cluster at ``ray_address`` with
+            ``ray_actors`` encoders (see :mod:`syneg.engine`). Ignored with a ready ``encoder``.
 
     Returns:
         A :class:`MiningResult`: one :class:`TrainingInstance` per pair, and the statistics.
@@ -235,7 +241,8 @@ def mine(
         rankings["bm25"] = bm25.search(query_texts, k=depth).doc_ids
     if retriever in ("dense", "both"):
         encoder = encoder or DenseEncoder(
-            model, backend=backend, batch_size=batch_size, max_seq_length=max_seq_length, show_progress=show_progress
+            model, backend=backend, batch_size=batch_size, max_seq_length=max_seq_length, show_progress=show_progress,
+            engine=EngineOptions(engine=engine, ray_address=ray_address, ray_actors=ray_actors).ray_engine(),
         )
         dense = DenseRetriever(dataset.corpus, encoder, search=search)
         query_embeddings = dense.encode_queries(query_texts)

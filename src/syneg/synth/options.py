@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from syneg import llm
 from syneg.llm import BackendName, LLMClient, StructuredOutput
+from syneg.engine import EngineOptions
 from syneg.options import StageOptions
 from syneg.synth.checks import CheckConfig
 
@@ -60,7 +61,7 @@ class LLMOptions(StageOptions):
         return self.concurrency if self.backend == "openai" else 1
 
 
-class SynthesizeOptions(LLMOptions):
+class SynthesizeOptions(LLMOptions, EngineOptions):
     """How the negatives are written and checked (see :class:`syneg.synth.Synthesizer` for each option)."""
 
     attributes: str | None = Field(None, description="Attribute YAML file, or a shipped example (scifact, demo). "

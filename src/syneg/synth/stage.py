@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from syneg.data import BeirDataset, load_beir
+from syneg.engine.synthesis import ray_client
 from syneg.llm import LLMClient
 from syneg.synth.attributes import choose_attributes
 from syneg.synth.options import SynthesizeOptions
@@ -51,6 +52,8 @@ def synthesize(
         proposed_attributes: Where proposed attributes are kept and read back on a rerun (the user may
             edit them); default ``OUTPUT.attributes.yaml``.
         client: An LLM client to use instead of one built from the options; the caller closes it.
+            With ``engine="ray"`` the built client sends the requests through Ray Data's HTTP processor
+            (:mod:`syneg.engine.synthesis`) and caches answers in ``<cache>.shards``.
         use_cache: With a built client, answer requests asked before from the request cache.
         encoder: The dense encoder of the checks (default: the embedded all-MiniLM-L6-v2).
 
@@ -73,7 +76,9 @@ def synthesize(
     pairs, dataset = _pairs(data, split, limit)
     proposed = Path(proposed_attributes) if proposed_attributes else output.with_name(output.name + ".attributes.yaml")
     owned = client is None
-    client = client or options.client(use_cache)
+    engine = options.ray_engine()
+    if client is None:
+        client = ray_client(options, engine, use_cache) if engine is not None else options.client(use_cache)
     try:
         attributes, chosen = choose_attributes(options.attributes, options.ablation, proposed, corpus or dataset, client,
                                                seed=options.seed)
@@ -90,7 +95,8 @@ def synthesize(
             max_tokens=options.max_tokens,
             temperature=options.temperature,
             seed=options.seed,
-            concurrency=options.pairs_in_flight,
+            # Under Ray the pairs in flight fill each batch of requests sent through Ray Data.
+            concurrency=options.concurrency if engine is not None else options.pairs_in_flight,
             templates=PromptTemplates(options.prompts),
             prompt_style=options.prompt_style,
         )
