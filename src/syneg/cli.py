@@ -320,10 +320,12 @@ def train(
     )
 
 
-LLMBackendOption = Annotated[BackendName, typer.Option("--backend", help="LLM backend: llama.cpp (in-process, offline) or openai "
-                                                                          "(any OpenAI-compatible endpoint).")]
+LLMBackendOption = Annotated[BackendName, typer.Option("--backend", help="LLM backend: llama.cpp (in-process, offline), openai "
+                                                                          "(any OpenAI-compatible endpoint) or vllm (vLLM in Ray "
+                                                                          "actors on GPUs; --engine ray).")]
 LLMModelOption = Annotated[
-    str, typer.Option("--model", help="llama.cpp: qwen2.5-0.5b (default), smollm2-135m or a GGUF path; openai: the endpoint's model name.")
+    str, typer.Option("--model", help="llama.cpp: qwen2.5-0.5b (default), smollm2-135m or a GGUF path; openai: the endpoint's model name; "
+                                      "vllm: a Hugging Face id or a folder.")
 ]
 BaseUrlOption = Annotated[str | None, typer.Option(help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")]
 ApiKeyEnvOption = Annotated[str, typer.Option(help="Environment variable holding the API key (never logged).")]
@@ -402,6 +404,14 @@ def synthesize(
     engine: EngineOption = SYNTHESIZE.engine,
     ray_address: RayAddressOption = SYNTHESIZE.ray_address,
     ray_actors: RayActorsOption = SYNTHESIZE.ray_actors,
+    vllm_tensor_parallel_size: Annotated[int, typer.Option(min=1, help="vllm: GPUs per engine replica.")] = SYNTHESIZE.vllm_tensor_parallel_size,
+    vllm_max_model_len: Annotated[int | None, typer.Option(min=1, help="vllm: context length in tokens (default: the model's).")] = (
+        SYNTHESIZE.vllm_max_model_len),
+    vllm_batch_size: Annotated[int, typer.Option(min=1, help="vllm: requests per engine batch.")] = SYNTHESIZE.vllm_batch_size,
+    vllm_replicas: Annotated[int, typer.Option(min=1, help="vllm: engine replicas, each on --vllm-tensor-parallel-size GPUs.")] = (
+        SYNTHESIZE.vllm_replicas),
+    vllm_accelerator_type: Annotated[str | None, typer.Option(help="vllm: GPU type as Ray names it (e.g. H100); default any.")] = (
+        SYNTHESIZE.vllm_accelerator_type),
     as_json: Annotated[bool, typer.Option("--json", help="Print the run statistics as JSON on stdout.")] = False,
 ) -> dict[str, Any] | None:
     """Synthesize hard negatives with an LLM for each (query, positive) pair: attributes, reflection, checks, revision."""
@@ -416,6 +426,8 @@ def synthesize(
         negatives_per_pair=negatives_per_pair, max_rounds=max_rounds, ablation=ablation, critique=critique,
         prompt_style=prompt_style, prompts=prompts, max_words=max_words, max_tokens=max_tokens, temperature=temperature,
         seed=seed, checks=checks, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
+        vllm_tensor_parallel_size=vllm_tensor_parallel_size, vllm_max_model_len=vllm_max_model_len,
+        vllm_batch_size=vllm_batch_size, vllm_replicas=vllm_replicas, vllm_accelerator_type=vllm_accelerator_type,
     )
     stats = synthesize_negatives(data, output, options, split=split, limit=limit, use_cache=not no_cache)
     if as_json:

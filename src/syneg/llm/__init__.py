@@ -19,7 +19,8 @@ from syneg.llm.llamacpp import LlamaCppBackend
 from syneg.llm.models import DEFAULT_MODEL, EMBEDDED_MODELS, resolve_gguf
 from syneg.llm.openai_compat import OpenAICompatibleBackend, StructuredOutput
 
-BackendName = Literal["llama.cpp", "openai"]
+# vllm: vLLM in Ray actors, with --engine ray only (syneg.engine.synthesis.RayVLLMBackend).
+BackendName = Literal["llama.cpp", "openai", "vllm"]
 
 
 def make_client(
@@ -52,8 +53,10 @@ def make_client(
             timeout=timeout,
             structured_output=structured_output,
         )
+    elif backend == "vllm":
+        raise ValueError("backend vllm runs vLLM in Ray actors: add --engine ray (engine: ray in a config)")
     else:
-        raise ValueError(f"Unknown backend {backend!r}; expected 'llama.cpp' or 'openai'")
+        raise ValueError(f"Unknown backend {backend!r}; expected 'llama.cpp', 'openai' or 'vllm'")
     request_cache = None
     if cache:
         request_cache = RequestCache(None if cache is True else cache)

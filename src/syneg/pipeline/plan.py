@@ -34,8 +34,9 @@ LATER_OPTIONS = {
     "evaluate": ("backend",),
 }
 # What the synthesize stage's settings leave out: where the output and the cache go (recorded apart, or
-# not at all) and how the LLM is reached, none of which changes what it writes.
-NOT_GENERATION = {"file", "cache", "pairs", "concurrency", "threads", "base_url", "api_key_env"}
+# not at all) and how the LLM is reached or laid out on GPUs, none of which changes what it writes.
+NOT_GENERATION = {"file", "cache", "pairs", "concurrency", "threads", "base_url", "api_key_env", "vllm_tensor_parallel_size",
+                  "vllm_max_model_len", "vllm_batch_size", "vllm_replicas", "vllm_accelerator_type"}
 
 
 def recorded_options(options: StageOptions, stage: str, exclude: Iterable[str] = ()) -> dict[str, Any]:

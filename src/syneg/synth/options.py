@@ -27,9 +27,10 @@ PromptStyle = Literal["two-step", "single"]
 class LLMOptions(StageOptions):
     """The LLM that writes the negatives and how it is reached (see :func:`syneg.llm.make_client`)."""
 
-    backend: BackendName = Field("llama.cpp", description="llama.cpp (in-process, offline) or openai (any OpenAI-compatible endpoint).")
+    backend: BackendName = Field("llama.cpp", description="llama.cpp (in-process, offline), openai (any OpenAI-compatible "
+                                                          "endpoint) or vllm (vLLM in Ray actors on GPUs; engine ray).")
     model: str = Field("default", description="llama.cpp: qwen2.5-0.5b (default), smollm2-135m or a GGUF path; "
-                                              "openai: the endpoint's model name.")
+                                              "openai: the endpoint's model name; vllm: a Hugging Face id or a folder.")
     base_url: str | None = Field(None, description="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never logged).")
     concurrency: int = Field(4, ge=1, description="openai: requests in flight (pairs synthesized at once).")
@@ -38,6 +39,13 @@ class LLMOptions(StageOptions):
     grammar: bool = Field(True, description="llama.cpp: enforce the JSON schema with a grammar.")
     threads: int | None = Field(None, description="llama.cpp: CPU threads (default: half the cores).")
     cache: Path | None = Field(None, description="LLM request cache (default: $SYNEG_CACHE_DIR/llm-cache.sqlite).")
+    vllm_tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per engine replica (vLLM's tensor_parallel_size).")
+    vllm_max_model_len: int | None = Field(None, ge=1, description="vllm: context length in tokens (default: the model's); "
+                                                                  "lower it when the KV cache does not fit.")
+    vllm_batch_size: int = Field(32, ge=1, description="vllm: requests per engine batch (answers are recorded a batch at a time).")
+    vllm_replicas: int = Field(1, ge=1, description="vllm: engine replicas, each on vllm_tensor_parallel_size GPUs.")
+    vllm_accelerator_type: str | None = Field(None, description="vllm: the GPU type to run on, as Ray names it (e.g. H100, A100); "
+                                                                "default any.")
 
     def client(self, use_cache: bool = True) -> LLMClient:
         """A client for these options, with the request cache unless ``use_cache`` is False; the caller closes it."""

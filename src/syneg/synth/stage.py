@@ -52,8 +52,9 @@ def synthesize(
         proposed_attributes: Where proposed attributes are kept and read back on a rerun (the user may
             edit them); default ``OUTPUT.attributes.yaml``.
         client: An LLM client to use instead of one built from the options; the caller closes it.
-            With ``engine="ray"`` the built client sends the requests through Ray Data's HTTP processor
-            (:mod:`syneg.engine.synthesis`) and caches answers in ``<cache>.shards``.
+            With ``engine="ray"`` the built client sends the requests through Ray Data's HTTP processor, or
+            with ``backend="vllm"`` its vLLM engine processor (:mod:`syneg.engine.synthesis`), and caches
+            answers in ``<cache>.shards``.
         use_cache: With a built client, answer requests asked before from the request cache.
         encoder: The dense encoder of the checks (default: the embedded all-MiniLM-L6-v2).
 
@@ -73,13 +74,13 @@ def synthesize(
     chosen = (options or SynthesizeOptions()).model_dump(include=set(SynthesizeOptions.model_fields))
     options = SynthesizeOptions.model_validate(chosen | overrides)
     output = Path(output)
-    pairs, dataset = _pairs(data, split, limit)
-    proposed = Path(proposed_attributes) if proposed_attributes else output.with_name(output.name + ".attributes.yaml")
     owned = client is None
     engine = options.ray_engine()
-    if client is None:
+    if client is None:  # before the data is read: a backend that cannot run (vLLM not installed) stops here
         client = ray_client(options, engine, use_cache) if engine is not None else options.client(use_cache)
     try:
+        pairs, dataset = _pairs(data, split, limit)
+        proposed = Path(proposed_attributes) if proposed_attributes else output.with_name(output.name + ".attributes.yaml")
         attributes, chosen = choose_attributes(options.attributes, options.ablation, proposed, corpus or dataset, client,
                                                seed=options.seed)
         synthesizer = Synthesizer(
