@@ -349,7 +349,7 @@ class RayVLLMBackend(RayBatchBackend):
         return self._processor(ray.data.from_items(rows, override_num_blocks=blocks)).take_all()
 
 
-def check_ray_backend(options: Any) -> None:
+def check_backend(options: Any) -> None:
     """Raise what keeps the LLM of ``options`` (:class:`syneg.synth.SynthesizeOptions`) from running, before any
     work: a ValueError for a missing setting, an ImportError naming what to install (both bad input in the CLI)."""
     if options.backend == "vllm" and options.engine != "ray":
@@ -369,7 +369,7 @@ def check_ray_backend(options: Any) -> None:
 def ray_client(options: Any, engine: RayEngine, use_cache: bool = True) -> LLMClient:
     """The LLM client of a synthesis on Ray: the endpoint or vLLM engine of ``options`` (:class:`syneg.synth.LLMOptions`),
     reached through Ray Data, and the sharded request cache (``<options.cache>.shards`` or the default)."""
-    check_ray_backend(options)
+    check_backend(options)
     folder = Path(f"{options.cache}.shards") if options.cache else None
     cache = ShardedRequestCache(folder)
     if not use_cache:  # the workers still record answers; only replaying them is off

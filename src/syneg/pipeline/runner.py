@@ -11,7 +11,7 @@ import yaml
 from rich.console import Console
 
 from syneg.data.storage import atomic_write_text
-from syneg.engine.synthesis import check_ray_backend
+from syneg.engine.synthesis import check_backend
 from syneg.pipeline.config import BM25_BASELINE, PIPELINE_STAGES, SYNTHETIC_STRATEGIES, PipelineStage, RunConfig
 from syneg.pipeline.markers import StageMarkers
 from syneg.pipeline.migration import migrate_path_markers
@@ -78,7 +78,7 @@ class Pipeline:
             return []
         synthesizing = synthesize is not None and any(arm.strategy in SYNTHETIC_STRATEGIES for arm in self.arms)
         if synthesize is not None and synthesizing and self._done(synthesize) is None:
-            check_ray_backend(config.synthesize)  # e.g. vLLM not installed: said before mining (deferred until read)
+            check_backend(config.synthesize)  # e.g. vLLM not installed: said before mining (deferred until read)
         if synthesizing:
             self.work.synthesize(synthesize, self.planner.synthetic_file())
         if self.until == "synthesize":
