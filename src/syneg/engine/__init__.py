@@ -10,8 +10,9 @@ in the Python verbs are one option. Under Ray the stages do the same work throug
 - search: query blocks ranked against the corpus embeddings (put once in Ray's object store) in
   parallel tasks; mining's filters and statistics then run as on one machine, on those rankings;
 - synthesis (:mod:`syneg.engine.synthesis`): the local revision loop (prompts, checks, revisions)
-  with its LLM requests sent in batches through ``ray.data.llm``'s HTTP request processor, and a
-  request cache of per-writer shards (:class:`syneg.llm.ShardedRequestCache`).
+  with its LLM requests sent in batches through ``ray.data.llm``'s HTTP request processor, or its vLLM
+  engine processor with backend ``vllm`` (GPUs; untested here), and a request cache of per-writer
+  shards (:class:`syneg.llm.ShardedRequestCache`).
 
 The output is the local path's (records sorted by id, embeddings equal to float tolerance); the
 engine is therefore left out of every stage's fingerprint. Ray comes with ``pip install 'syneg[ray]'``.
