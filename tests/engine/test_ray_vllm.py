@@ -151,3 +151,13 @@ def test_without_vllm_the_command_says_what_to_install_in_one_line(tmp_path):
     assert completed.returncode == 2, completed.stderr
     assert completed.stderr.strip().count("\n") == 0 and "pip install 'syneg[vllm]'" in completed.stderr
     assert "Traceback" not in completed.stderr and not Path(tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.skipif(vllm_installed(), reason="vLLM is installed: the run would go on to mine and synthesize")
+def test_a_pipeline_without_vllm_stops_before_mining(tmp_path):
+    from syneg.pipeline import run
+
+    config = RunConfig(data=demo_path(), engine="ray", synthesize={"backend": "vllm", "model": MODEL})
+    with pytest.raises(ImportError, match=r"syneg\[vllm\]"):
+        run(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "mined.jsonl").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from syneg.data import BeirDataset, load_beir
-from syneg.engine.synthesis import ray_client
+from syneg.engine.synthesis import check_backend, ray_client
 from syneg.llm import LLMClient
 from syneg.synth.attributes import choose_attributes
 from syneg.synth.options import SynthesizeOptions
@@ -74,13 +74,15 @@ def synthesize(
     chosen = (options or SynthesizeOptions()).model_dump(include=set(SynthesizeOptions.model_fields))
     options = SynthesizeOptions.model_validate(chosen | overrides)
     output = Path(output)
+    if client is None:
+        check_backend(options)  # before the data is read: e.g. vLLM not installed
+    pairs, dataset = _pairs(data, split, limit)
+    proposed = Path(proposed_attributes) if proposed_attributes else output.with_name(output.name + ".attributes.yaml")
     owned = client is None
     engine = options.ray_engine()
-    if client is None:  # before the data is read: a backend that cannot run (vLLM not installed) stops here
+    if client is None:
         client = ray_client(options, engine, use_cache) if engine is not None else options.client(use_cache)
     try:
-        pairs, dataset = _pairs(data, split, limit)
-        proposed = Path(proposed_attributes) if proposed_attributes else output.with_name(output.name + ".attributes.yaml")
         attributes, chosen = choose_attributes(options.attributes, options.ablation, proposed, corpus or dataset, client,
                                                seed=options.seed)
         synthesizer = Synthesizer(
