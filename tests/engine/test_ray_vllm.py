@@ -65,7 +65,7 @@ def test_rows_keep_their_own_schema_and_parameters_through_an_arrow_block():
 def test_the_preprocess_reads_a_batch_row_back_into_the_request_row():
     asked = request(max_tokens=32, seed=5)
     row = request_row("k1", asked)
-    assert vllm_preprocess(row) == vllm_row(asked) | {"key": "k1"}
+    assert vllm_preprocess(row) == vllm_row(asked)
 
 
 def test_the_engines_row_becomes_a_completion():
@@ -91,6 +91,27 @@ def test_the_postprocess_records_answers_that_a_rerun_replays_without_asking(tmp
 
     backend = NothingSent(MODEL, ShardedRequestCache(folder), RayEngine())
     assert asyncio.run(backend.complete(asked)).text == "answer"
+
+
+def test_the_requests_in_flight_go_as_one_batch_answered_from_the_workers_records(tmp_path):
+    folder = tmp_path / "cache.shards"
+
+    class EngineStandIn(RayVLLMBackend):  # the processor's job replaced by its postprocess over made-up engine rows
+        linger = 0.01
+
+        def _process(self, batch):
+            return [vllm_postprocess({"key": key, "generated_text": f"answer {asked.seed}", "num_input_tokens": 5,
+                                      "num_generated_tokens": 2, "max_tokens": asked.max_tokens}, str(folder))
+                    for key, asked in batch]
+
+    backend = EngineStandIn(MODEL, ShardedRequestCache(folder), RayEngine())
+
+    async def ask() -> list:
+        return await asyncio.gather(*(backend.complete(request(seed=seed)) for seed in range(3)))
+
+    answers = asyncio.run(ask())
+    assert [answer.text for answer in answers] == ["answer 0", "answer 1", "answer 2"] and backend.batches == [3]
+    assert not any(answer.cached for answer in answers)
 
 
 def test_the_processor_config_carries_the_gpu_settings(tmp_path):

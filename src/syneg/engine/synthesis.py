@@ -262,10 +262,11 @@ def request_row(key: str, request: ChatRequest) -> dict[str, Any]:
 
 
 def vllm_preprocess(row: dict[str, Any]) -> dict[str, Any]:
-    """The processor's preprocess (in a Ray worker): a :func:`request_row` as the row vLLM reads."""
+    """The processor's preprocess (in a Ray worker): a :func:`request_row` as the row vLLM reads (the processor
+    keeps the input's columns, ``key`` among them, beside what this returns)."""
     fields = json.loads(row["request"])
     fields["messages"] = tuple(tuple(message) for message in fields["messages"])
-    return vllm_row(ChatRequest(**fields)) | {"key": row["key"]}
+    return vllm_row(ChatRequest(**fields))
 
 
 def completion_from_row(row: dict[str, Any]) -> Completion:
