@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ from syneg.locations import resolve_model
 from syneg.options import StageOptions
 from syneg.progress import Progress
 from syneg.system import PrecisionChoice, training_precision
-from syneg.training.card import write_model_card
+from syneg.training.card import TRAINING_INFO_FILE, write_model_card
 from syneg.training.dataset import TrainingData, to_dataset
 from syneg.training.loss import DEFAULT_TEMPERATURE, TrainLoss, build_loss
 
@@ -167,7 +169,6 @@ def train(
     )
     from sentence_transformers.base.sampler import BatchSamplers
     from transformers import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from syneg.training.progress import TrainingProgress
 
@@ -206,9 +207,11 @@ def train(
     checkpoints = output_dir / CHECKPOINTS_DIR
     resume: str | None = str(resume_from_checkpoint) if isinstance(resume_from_checkpoint, str) else None
     if resume_from_checkpoint is True:
-        resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        resume = last_checkpoint(checkpoints)
         if resume is None:
             logger.info("No checkpoint in %s: training from the start.", checkpoints)
+        else:
+            logger.info("Resuming from %s.", resume)
 
     prompts = {"anchor": query_prompt} if query_prompt else {}
     if document_prompt:
@@ -244,6 +247,8 @@ def train(
     with Progress("Training", unit="steps", enabled=show_progress) as progress:
         trainer.add_callback(TrainingProgress(progress))
         output = trainer.train(resume_from_checkpoint=resume)
+    # The card's facts file is written last: a folder without it is a model whose saving was stopped.
+    (output_dir / TRAINING_INFO_FILE).unlink(missing_ok=True)
     encoder.save(str(output_dir))
 
     hyperparameters = {
@@ -286,6 +291,29 @@ def train(
         output.training_loss,
     )
     return TrainResult(output_dir, output.global_step, output.training_loss, data, chosen)
+
+
+def last_checkpoint(folder: str | Path) -> str | None:
+    """The newest complete checkpoint in ``folder`` (None when there is none); a checkpoint that a kill
+    left half-written is removed.
+
+    The trainer writes a checkpoint's files one by one and ``trainer_state.json`` last, so a checkpoint
+    without a readable one is incomplete: resuming from it (as ``get_last_checkpoint`` of transformers
+    would) fails, or starts from a torn optimizer state.
+    """
+    complete: dict[int, Path] = {}
+    for path in Path(folder).glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if not (step.isdigit() and path.is_dir()):
+            continue
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            logger.warning("Removing %s: a checkpoint a stopped run left incomplete.", path)
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        complete[int(step)] = path
+    return str(complete[max(complete)]) if complete else None
 
 
 def _load(
