@@ -87,7 +87,8 @@ class Outcome:
 
 
 def environment(folder: Path) -> dict[str, str]:
-    return os.environ | {"SYNEG_CACHE_DIR": str(folder / "cache"), "OMP_NUM_THREADS": "1"}
+    # Wide enough that no log line is wrapped (a path split over two lines is not found).
+    return os.environ | {"SYNEG_CACHE_DIR": str(folder / "cache"), "OMP_NUM_THREADS": "1", "COLUMNS": "1000"}
 
 
 def prepare(stage: Stage, folder: Path) -> None:

@@ -45,25 +45,33 @@ def test_killed_and_restarted_stage_ends_as_the_uninterrupted_run(root: Path, st
 
 
 @pytest.mark.slow
-def test_training_resumes_from_the_last_complete_checkpoint(root: Path, tmp_path: Path) -> None:
-    """A kill while a checkpoint is written leaves it without ``trainer_state.json`` (written last) and with
-    a torn file: the restart drops it and resumes from the one before, ending with the reference's weights."""
+@pytest.mark.parametrize("killed", ["writing-the-last-checkpoint", "saving-the-model"])
+def test_training_killed_near_its_end_restarts_to_the_same_model(root: Path, tmp_path: Path, killed: str) -> None:
+    """Two moments the kill trials found. While a checkpoint is written (it lacks ``trainer_state.json``,
+    written last, and holds a torn file), the restart drops it and resumes from the one before; after the
+    last checkpoint, while the model is saved, transformers resumed from that checkpoint trained a fifth step
+    of four: the restart takes the checkpoint's weights. Either way, the reference's model, byte for byte."""
     train = next(s for s in kill_trials.stages(root) if s.name == "train")
     kill_trials.reference(train, root)
     folder = tmp_path / "train"
     shutil.copytree(root / "train-reference", folder)
     for leftover in ("model.safetensors", "syneg_training.json"):
         (folder / "model" / leftover).unlink()
-    torn = folder / "model" / "checkpoints" / "checkpoint-4"
-    (torn / "trainer_state.json").unlink()
-    os.truncate(torn / "optimizer.pt", 1000)
+    last = folder / "model" / "checkpoints" / "checkpoint-4"
+    if killed == "writing-the-last-checkpoint":
+        (last / "trainer_state.json").unlink()
+        os.truncate(last / "optimizer.pt", 1000)
     completed = subprocess.run([*kill_trials.SYNEG, *train.command(folder, "")], cwd=folder, capture_output=True, text=True,
                                env=kill_trials.environment(folder), timeout=600, check=False)  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert re.search(r"Removing \S*checkpoint-4: a checkpoint a stopped run left", completed.stderr.replace("\n", " "))
-    assert "checkpoint-3." in completed.stderr  # "Resuming from .../checkpoint-3."
+    if killed == "writing-the-last-checkpoint":
+        assert re.search(r"Removing \S*checkpoint-4: a checkpoint a stopped run left", completed.stderr)
+        assert "Resuming from model/checkpoints/checkpoint-3." in completed.stderr
+    else:
+        assert "checkpoint-4 holds the last step" in completed.stderr
     kill_trials.check_trained(folder, root / "train-reference", steps=4)
-    assert (folder / "model" / "model.safetensors").read_bytes() == (root / "train-reference" / "model" / "model.safetensors").read_bytes()
+    reference = root / "train-reference" / "model" / "model.safetensors"
+    assert (folder / "model" / "model.safetensors").read_bytes() == reference.read_bytes()
 
 
 def test_a_killed_writers_temporary_file_is_removed(tmp_path: Path) -> None:
