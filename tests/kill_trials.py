@@ -250,7 +250,7 @@ def check_trained(folder: Path, baseline: Path, model: str = "model", steps: int
 def run_config(base_url: str) -> dict:
     """The demo config (``syneg run --demo``) with the loopback LLM, one arm and a few short training steps."""
     config = yaml.safe_load((Path(DEMO).parents[1] / "configs" / "demo.yaml").read_text())
-    config["synthesize"] |= {"backend": "openai", "base_url": base_url, "model": "loopback", "pairs": 3, "concurrency": 1}
+    config["synthesize"] |= {"backend": "openai", "base_url": base_url, "model": "loopback", "pairs": 2, "concurrency": 1}
     config["train"] |= {"max_steps": RUN_STEPS, "save_steps": 1, "batch_size": 8, "max_seq_length": 128}
     config["evaluate"] = {"bm25": False, "shortcut_probe": False, "max_seq_length": 128}
     config["arms"] = [{"name": "hybrid", "strategy": "hybrid"}]
@@ -265,7 +265,8 @@ def run_command(folder: Path, base_url: str) -> list[str]:
 
 
 ARM = "run/arms/hybrid/seed-42"
-RUN_STEPS = 3
+RUN_STEPS = 2
+TRAIN_STEPS = 3
 
 
 def check_run(folder: Path, baseline: Path) -> None:
@@ -289,8 +290,8 @@ def stages(root: Path) -> list[Stage]:
                                      "--data", DEMO, "--num-negatives", "3"],
               ["mixed.jsonl"], inputs={"mined.jsonl": mined, "synthetic.jsonl": synthetic}),
         # A checkpoint at every step: kills land while one is written, too.
-        Stage("train", lambda f, url: ["train", "mixed.jsonl", "-o", "model", "--max-steps", "4", "--save-steps", "1",
-                                       "--batch-size", "8", "--max-seq-length", "128", "--resume"],
+        Stage("train", lambda f, url: ["train", "mixed.jsonl", "-o", "model", "--max-steps", str(TRAIN_STEPS), "--save-steps", "1",
+                                       "--batch-size", "4", "--max-seq-length", "64", "--resume"],
               ["model/model.safetensors"], inputs={"mixed.jsonl": mixed}, check=check_trained),
         Stage("run", run_command, ["run/mined.jsonl", "run/synthetic.jsonl", f"{ARM}/train.jsonl", "run/splits.json",
                                    f"{ARM}/model/model.safetensors"],

@@ -22,7 +22,7 @@ from syneg.synth.attributes import AttributeSet
 from syneg.training import write_model_card
 
 # 20 kills in all, spread over the stages; a stage's share grows with how much it has to lose.
-KILLS = {"mine": 3, "synthesize": 6, "mix": 3, "train": 5, "run": 3}
+KILLS = {"mine": 3, "synthesize": 6, "mix": 6, "train": 3, "run": 2}
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "syneg"
 
 
@@ -49,15 +49,15 @@ def test_killed_and_restarted_stage_ends_as_the_uninterrupted_run(root: Path, st
 def test_training_killed_near_its_end_restarts_to_the_same_model(root: Path, tmp_path: Path, killed: str) -> None:
     """Two moments the kill trials found. While a checkpoint is written (it lacks ``trainer_state.json``,
     written last, and holds a torn file), the restart drops it and resumes from the one before; after the
-    last checkpoint, while the model is saved, transformers resumed from that checkpoint trained a fifth step
-    of four: the restart takes the checkpoint's weights. Either way, the reference's model, byte for byte."""
+    last checkpoint, while the model is saved, transformers resumed from that checkpoint trained one step
+    beyond the end: the restart takes the checkpoint's weights. Either way, the reference's model, byte for byte."""
     train = next(s for s in kill_trials.stages(root) if s.name == "train")
     kill_trials.reference(train, root)
     folder = tmp_path / "train"
     shutil.copytree(root / "train-reference", folder)
     for leftover in ("model.safetensors", "syneg_training.json"):
         (folder / "model" / leftover).unlink()
-    last = folder / "model" / "checkpoints" / "checkpoint-4"
+    last = folder / "model" / "checkpoints" / f"checkpoint-{kill_trials.TRAIN_STEPS}"
     if killed == "writing-the-last-checkpoint":
         (last / "trainer_state.json").unlink()
         os.truncate(last / "optimizer.pt", 1000)
@@ -65,11 +65,11 @@ def test_training_killed_near_its_end_restarts_to_the_same_model(root: Path, tmp
                                env=kill_trials.environment(folder), timeout=600, check=False)  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
     if killed == "writing-the-last-checkpoint":
-        assert re.search(r"Removing \S*checkpoint-4: a checkpoint a stopped run left", completed.stderr)
-        assert "Resuming from model/checkpoints/checkpoint-3." in completed.stderr
+        assert re.search(rf"Removing \S*{last.name}: a checkpoint a stopped run left", completed.stderr)
+        assert f"Resuming from model/checkpoints/checkpoint-{kill_trials.TRAIN_STEPS - 1}." in completed.stderr
     else:
-        assert "checkpoint-4 holds the last step" in completed.stderr
-    kill_trials.check_trained(folder, root / "train-reference", steps=4)
+        assert f"{last.name} holds the last step" in completed.stderr
+    kill_trials.check_trained(folder, root / "train-reference", steps=kill_trials.TRAIN_STEPS)
     reference = root / "train-reference" / "model" / "model.safetensors"
     assert (folder / "model" / "model.safetensors").read_bytes() == reference.read_bytes()
 
