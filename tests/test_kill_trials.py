@@ -64,14 +64,14 @@ def test_training_killed_near_its_end_restarts_to_the_same_model(root: Path, tmp
     completed = subprocess.run([*kill_trials.SYNEG, *train.command(folder, "")], cwd=folder, capture_output=True, text=True,
                                env=kill_trials.environment(folder), timeout=600, check=False)  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
+    kill_trials.check_trained(folder, root / "train-reference", steps=kill_trials.TRAIN_STEPS)
+    reference = root / "train-reference" / "model" / "model.safetensors"
+    assert (folder / "model" / "model.safetensors").read_bytes() == reference.read_bytes()
     if killed == "writing-the-last-checkpoint":
         assert re.search(rf"Removing \S*{last.name}: a checkpoint a stopped run left", completed.stderr)
         assert f"Resuming from model/checkpoints/checkpoint-{kill_trials.TRAIN_STEPS - 1}." in completed.stderr
     else:
         assert f"{last.name} holds the last step" in completed.stderr
-    kill_trials.check_trained(folder, root / "train-reference", steps=kill_trials.TRAIN_STEPS)
-    reference = root / "train-reference" / "model" / "model.safetensors"
-    assert (folder / "model" / "model.safetensors").read_bytes() == reference.read_bytes()
 
 
 def test_a_killed_writers_temporary_file_is_removed(tmp_path: Path) -> None:
