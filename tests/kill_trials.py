@@ -57,7 +57,6 @@ class Stage:
     command: Callable[[Path, str], list[str]]  # (work folder, LLM base URL) -> arguments of syneg
     outputs: list[str]  # compared byte for byte with the reference
     inputs: dict[str, Path] = field(default_factory=dict)  # copied into the work folder first
-    uses_llm: bool = False
     check: Callable[[Path, Path], None] | None = None  # (work folder, reference folder): further checks
 
 
@@ -196,6 +195,7 @@ def trial(stage: Stage, root: Path, kills: int, seed: int) -> Outcome:
                 lost.update(lost_now)
             else:
                 finish(stage, folder, server.base_url)
+            assert len(server.answered) == outcome.requests, "the restarts asked other requests than the reference"
             outcome.requests_repeated += repeats_beyond(server.answered, lost)
             outcome.lost_in_flight += sum(lost.values())
         finally:
@@ -284,8 +284,7 @@ def stages(root: Path) -> list[Stage]:
     return [
         Stage("mine", lambda f, url: ["mine", DEMO, "--retriever", "both", "--num-negatives", "4", "-o", "mined.jsonl"],
               ["mined.jsonl"]),
-        Stage("synthesize", lambda f, url: ["synthesize", DEMO, "--base-url", url, *synthesize], ["synthetic.jsonl"],
-              uses_llm=True),
+        Stage("synthesize", lambda f, url: ["synthesize", DEMO, "--base-url", url, *synthesize], ["synthetic.jsonl"]),
         Stage("mix", lambda f, url: ["mix", "-o", "mixed.jsonl", "--retrieved", "mined.jsonl", "--synthetic", "synthetic.jsonl",
                                      "--data", DEMO, "--num-negatives", "3"],
               ["mixed.jsonl"], inputs={"mined.jsonl": mined, "synthetic.jsonl": synthetic}),
@@ -295,7 +294,7 @@ def stages(root: Path) -> list[Stage]:
               ["model/model.safetensors"], inputs={"mixed.jsonl": mixed}, check=check_trained),
         Stage("run", run_command, ["run/mined.jsonl", "run/synthetic.jsonl", f"{ARM}/train.jsonl", "run/splits.json",
                                    f"{ARM}/model/model.safetensors"],
-              uses_llm=True, check=check_run),
+              check=check_run),
     ]  # fmt: skip
 
 
