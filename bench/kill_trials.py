@@ -45,7 +45,9 @@ def main() -> None:
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "results.json").write_text(json.dumps(
         {"command": " ".join(sys.argv), "cpu": platform.processor() or platform.machine(), "table": table,
-         "outcomes": [asdict(outcome) for outcome in outcomes]}, indent=1, default=str) + "\n")  # fmt: skip
+         # asdict rebuilds a Counter from its items, counting (key, count) pairs: kept as a dict instead.
+         "outcomes": [asdict(outcome) | {"killed_in": dict(outcome.killed_in)} for outcome in outcomes]},
+        indent=1, default=str) + "\n")  # fmt: skip
     sys.exit(0 if all(outcome.sound() for outcome in outcomes) else 1)
 
 
