@@ -1,11 +1,13 @@
-"""Loopback HTTP helpers: a deterministic OpenAI-compatible chat endpoint (the secrets and disk tests), and a
-counting proxy in front of a real one (the Ray tests and bench/ray_bench.py)."""
+"""Loopback HTTP helpers: a deterministic OpenAI-compatible chat endpoint (the secrets, disk, load and kill
+tests), and a counting proxy in front of a real one (the Ray tests and bench/ray_bench.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
@@ -18,14 +20,31 @@ PASSAGE = ("Vaccine cold chains in rural clinics depend on solar refrigerators w
            "and that staff training reduced spoilage by a third over two years of monitoring.")
 
 
+def request_tag(body_hash: str) -> int:
+    """A number that names a request body (from its sha1), returned as the answer's token count."""
+    return int(body_hash[:8], 16)
+
+
 class EchoingChatServer:
     """Chat completions on loopback; the requests numbered in ``failing`` (from 1) fail with their HTTP status
-    (by default 401, then 500) echoing the Authorization header; ``reject_all`` answers every request with 401."""
+    (by default 401, then 500) echoing the Authorization header; ``reject_all`` answers every request with 401.
 
-    def __init__(self, failing: dict[int, int] | None = None, reject_all: bool = False) -> None:
+    ``passage``: the answer to a request for free text. ``delay``: seconds before each answer, as a remote
+    model takes. ``answered`` counts the requests answered by their body (a sha1), as the answer is sent (a
+    paid API bills it whether or not the client lives to read it): a body counted twice is a request asked
+    twice. ``busy``: requests being answered. Each answer's ``prompt_tokens`` is :func:`request_tag` of its
+    body, so that what a client cached tells which requests it holds.
+    """
+
+    def __init__(self, failing: dict[int, int] | None = None, reject_all: bool = False, delay: float = 0.0,
+                 passage: str = PASSAGE) -> None:
         self.failing = {1: 401, 2: 500} if failing is None else failing
         self.reject_all = reject_all
+        self.passage = passage
+        self.delay = delay
         self.requests = 0
+        self.answered: Counter[str] = Counter()
+        self.busy = 0
         self.authorizations: list[str] = []
         server = self
 
@@ -34,7 +53,8 @@ class EchoingChatServer:
                 pass
 
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.loads(raw)
                 server.requests += 1
                 authorization = self.headers.get("Authorization", "")
                 server.authorizations.append(authorization)
@@ -42,9 +62,16 @@ class EchoingChatServer:
                     status = 401 if server.reject_all else server.failing[server.requests]
                     self.reply(status, {"error": {"message": f"invalid key; headers were Authorization: {authorization}"}})
                     return
-                content = json.dumps(REFLECTION) if "response_format" in body else PASSAGE
-                self.reply(200, {"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": 10, "completion_tokens": 20}})
+                server.busy += 1
+                try:
+                    time.sleep(server.delay)
+                    content = json.dumps(REFLECTION) if "response_format" in body else server.passage
+                    body_hash = hashlib.sha1(raw).hexdigest()
+                    server.answered[body_hash] += 1
+                    self.reply(200, {"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                                     "usage": {"prompt_tokens": request_tag(body_hash), "completion_tokens": 20}})
+                finally:
+                    server.busy -= 1
 
             def reply(self, status: int, payload: dict) -> None:
                 data = json.dumps(payload).encode()
@@ -52,7 +79,10 @@ class EchoingChatServer:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client was killed while its request was in flight
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"

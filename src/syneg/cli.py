@@ -619,7 +619,22 @@ def _interrupted() -> None:
     stderr.print(f"Interrupted{f' in {where}' if where else ''}. Finished stages, written pairs, checkpoints and "
                  "cached embeddings and LLM answers are kept; to resume, run the same command again:",
                  highlight=False, soft_wrap=True)
-    stderr.print(f"  syneg {shlex.join(sys.argv[1:])}", highlight=False, soft_wrap=True)
+    stderr.print(f"  syneg {shlex.join(resume_command(sys.argv[1:]))}", highlight=False, soft_wrap=True)
+
+
+def resume_command(arguments: list[str]) -> list[str]:
+    """The arguments that resume an interrupted command: the same, but ``train`` (which starts afresh unless
+    told otherwise) with ``--resume``.
+
+    Example::
+
+        >>> resume_command(["-v", "train", "train.jsonl", "-o", "model"])
+        ['-v', 'train', 'train.jsonl', '-o', 'model', '--resume']
+    """
+    command = next((argument for argument in arguments if not argument.startswith("-")), None)
+    if command != "train" or "--resume" in arguments:
+        return arguments
+    return [argument for argument in arguments if argument != "--no-resume"] + ["--resume"]
 
 
 def _error(message: str) -> None:

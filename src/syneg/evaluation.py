@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from syneg.data import BeirDataset
+from syneg.data.storage import atomic_writer
 from syneg.engine import Engine, EngineOptions
 from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend, DenseEncoder
 from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
@@ -185,9 +186,8 @@ def evaluate(
 def write_trec_run(path: str | Path, run: Run, tag: str = "syneg") -> None:
     """Write a run in TREC format: ``query_id Q0 doc_id rank score tag``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     safe_tag = re.sub(r"\s+", "_", tag)
-    with path.open("w", encoding="utf-8") as handle:
+    with atomic_writer(path) as handle:
         for query_id, docs in run.items():
             ranked = sorted(docs.items(), key=lambda item: -item[1])
             for rank, (doc_id, score) in enumerate(ranked, start=1):

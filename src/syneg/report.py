@@ -44,6 +44,7 @@ from urllib.parse import quote, unquote
 from rich.table import Table
 
 from syneg.data import DataError, negatives_per_instance
+from syneg.data.storage import atomic_write_text, atomic_writer
 from syneg.pages import asset, standalone_page
 from syneg.pipeline.markers import marker_file
 from syneg.pipeline.results import COMPOSITION_PREFIX, load_rows
@@ -427,7 +428,7 @@ def _plot_strategies(lines: list[dict[str, Any]], metrics: list[str], path: Path
     axis.set_title(title)
     axis.legend(loc="upper left", ncol=len(metrics), fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    _save_figure(figure, path)
     plt.close(figure)
 
 
@@ -446,7 +447,7 @@ def _plot_sweep(per_split: dict[str, list[dict[str, Any]]], key: str, metric: st
     axis.set_title(title)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    _save_figure(figure, path)
     plt.close(figure)
 
 
@@ -462,7 +463,7 @@ def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "t
     output.mkdir(parents=True, exist_ok=True)
     written = {"csv": output / "results.csv", "markdown": output / "report.md", "html": output / "report.html"}
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with written["csv"].open("w", newline="", encoding="utf-8") as handle:
+    with atomic_writer(written["csv"]) as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
@@ -473,7 +474,7 @@ def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "t
             synthesis |= {row.get("dataset", ""): summary for row in run_rows}
     views = _views([row for row in rows if not row.get("stale")], split, metrics, synthesis)
     text = markdown(views, split, metrics, [row for row in rows if row.get("stale")])
-    written["markdown"].write_text(text, encoding="utf-8")
+    atomic_write_text(written["markdown"], text)
     for view in views:
         if view.main:
             path = output / plot_name("strategies", view.dataset)
@@ -483,8 +484,13 @@ def write_report(runs: Iterable[str | Path], output: str | Path, split: str = "t
             path = output / plot_name(key, view.dataset)
             _plot_sweep(per_split, key, metrics[0], path, f"{view.dataset}: {'R' if key == 'ratio' else 'τ'} sweep")
             written[f"{key}-{view.dataset}"] = path
-    written["html"].write_text(html_report(text, output), encoding="utf-8")
+    atomic_write_text(written["html"], html_report(text, output))
     return written
+
+
+def _save_figure(figure: Any, path: Path) -> None:
+    with atomic_writer(path, "wb") as handle:  # the format from the name: the temporary file's is .tmp
+        figure.savefig(handle, format=path.suffix.lstrip("."), dpi=120)
 
 
 def html_report(text: str, folder: Path) -> str:

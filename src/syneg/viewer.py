@@ -27,6 +27,7 @@ from typing import Any
 
 from syneg.data import DataError, TrainingInstance
 from syneg.data.jsonl import read_jsonl
+from syneg.data.storage import atomic_write_text
 from syneg.pages import asset, script_json, standalone_page
 from syneg.report import synthesis_file
 
@@ -168,5 +169,5 @@ def view(source: str | Path, output: str | Path | None = None) -> Path:
         output = source.with_suffix(".html") if source.is_file() else source / "view.html"
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_page(page_data(sets, f"syneg view: {source.name}")), encoding="utf-8")
+    atomic_write_text(output, render_page(page_data(sets, f"syneg view: {source.name}")))
     return output

@@ -5,6 +5,7 @@ or a kill mid-write leaves the previous version in place instead of a truncated 
 from __future__ import annotations
 
 import errno
+import glob
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +60,26 @@ def read_yaml(path: str | Path, what: str = "file") -> Any:
         raise DataError(f"{path}: YAML nested too deeply") from None
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (one of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporary files of ``path`` left by writers that were killed (the temporary name holds
+    the writer's process id); a living writer's file is left alone."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = stale.name[len(path.name) + 2 : -len(".tmp")]
+        if pid.isdigit() and not process_alive(int(pid)):
+            stale.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     """A handle on a temporary file beside ``path`` that replaces it when the block ends without error:
@@ -67,6 +88,7 @@ def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
         with temporary.open(mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from syneg.data import BeirDataset, load_beir, negatives_per_instance
+from syneg.data.storage import atomic_write_text
 from syneg.pipeline.config import RunConfig
 from syneg.pipeline.markers import StageMarkers
 from syneg.pipeline.plan import ArmSeedPlan, PlannedStage
@@ -70,7 +71,7 @@ class StageWork:
             training, validation = split_queries(
                 self.dataset(config.train_split), config.validation_queries, config.train_queries, config.split_seed
             )
-            path.write_text(json.dumps({"train": training, "validation": validation}, indent=1))
+            atomic_write_text(path, json.dumps({"train": training, "validation": validation}, indent=1))
             return {"train_queries": len(training), "validation_queries": len(validation)}
 
         self.markers.complete(plan.name, plan.settings, work, outputs=[path])
@@ -182,7 +183,7 @@ class StageWork:
             if probe is not None and encoder is not None:
                 info["shortcut_probe"] = self._probe(probe, encoder)
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "metrics.json").write_text(json.dumps(info, indent=2))
+            atomic_write_text(folder / "metrics.json", json.dumps(info, indent=2))
             return info
 
         return self.markers.complete(plan.name, plan.settings, work, outputs=[folder / "metrics.json"])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from syneg.data.storage import process_alive
 from syneg.locations import default_cache_dir as default_cache_dir  # re-exported: syneg.doctor reads it here
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class EmbeddingCache:
         os.utime(self.folder)  # marks the last use, which `syneg cache prune --older-than` reads
         self._rows: dict[str, tuple[int, int]] = {}
         self._shards: list[np.ndarray] = []
+        self._remove_stale_shards()
         for keys_path in sorted(self.folder.glob("*.keys")):
             vectors_path = keys_path.with_suffix(".npy")
             try:
@@ -58,6 +60,17 @@ class EmbeddingCache:
             self._shards.append(vectors)
             for row, key in enumerate(keys):
                 self._rows[key] = (shard, row)
+
+    def _remove_stale_shards(self) -> None:
+        """Delete what a killed writer left: vectors whose keys were never written, and keys half-written.
+        A shard's name holds its writer's process id; a living writer's files are left alone."""
+        for path in [*self.folder.glob("*.keys.tmp"), *self.folder.glob("*.npy")]:
+            shard = path.name.partition(".")[0]
+            if path.suffix == ".npy" and (self.folder / f"{shard}.keys").exists():
+                continue
+            pid = shard.split("-")[1] if shard.count("-") >= 2 else ""
+            if pid.isdigit() and not process_alive(int(pid)):
+                path.unlink(missing_ok=True)
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel
 
 from syneg.data import BeirDataset, DataError
-from syneg.data.storage import read_yaml
+from syneg.data.storage import atomic_write_text, read_yaml
 from syneg.llm import ChatRequest, LLMClient, LLMError
 from syneg.synth.prompts import PromptTemplates, quoted
 
@@ -99,8 +99,7 @@ class AttributeSet:
 
     def save(self, path: str | Path) -> None:
         data = {"domain": self.domain, "difficulty": self.difficulty, "length": self.length, "extra": self.extra}
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
     @classmethod
     def from_spec(cls, spec: str | Path, base: str | Path | None = None) -> AttributeSet:

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from syneg.data.storage import atomic_write_text
+
 TRAINING_INFO_FILE = "syneg_training.json"
 _BEGIN, _END = "<!-- syneg:begin -->", "<!-- syneg:end -->"
 _LOSS_NAMES = {
@@ -55,7 +57,7 @@ def write_model_card(
         facts["evaluation"] = {**facts.get("evaluation", {}), **evaluation}
     if encoding:
         facts["evaluation_encoding"] = dict(encoding)
-    info_path.write_text(json.dumps(facts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(info_path, json.dumps(facts, indent=2, ensure_ascii=False) + "\n")
 
     card_path = model_dir / "README.md"
     card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
@@ -66,7 +68,7 @@ def write_model_card(
         card = card.replace("\n## Training Details\n", f"\n## Training Details\n\n{section}\n", 1)
     else:
         card = f"{card.rstrip()}\n\n{section}\n".lstrip()
-    card_path.write_text(card, encoding="utf-8")
+    atomic_write_text(card_path, card)
     return card_path
 
 

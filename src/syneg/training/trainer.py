@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ from syneg.locations import resolve_model
 from syneg.options import StageOptions
 from syneg.progress import Progress
 from syneg.system import PrecisionChoice, training_precision
-from syneg.training.card import write_model_card
+from syneg.training.card import TRAINING_INFO_FILE, write_model_card
 from syneg.training.dataset import TrainingData, to_dataset
 from syneg.training.loss import DEFAULT_TEMPERATURE, TrainLoss, build_loss
 
@@ -136,8 +138,9 @@ def train(
         save_steps: Steps between checkpoints.
         save_total_limit: Checkpoints kept (oldest deleted first); None keeps all.
         logging_steps: Steps between loss log lines.
-        resume_from_checkpoint: True resumes from the last checkpoint in ``output_dir/checkpoints``
-            (starting fresh when there is none); a path resumes from that checkpoint.
+        resume_from_checkpoint: True resumes from the last complete checkpoint in
+            ``output_dir/checkpoints`` (starting fresh when there is none; one a kill left half-written is
+            removed, see :func:`last_checkpoint`); a path resumes from that checkpoint.
         evaluation: Metrics to record in the model card (more can be added later with
             :func:`syneg.training.write_model_card`).
         show_progress: Show syneg's progress bar (step, loss, ETA); the trainer's own is always off.
@@ -167,7 +170,7 @@ def train(
     )
     from sentence_transformers.base.sampler import BatchSamplers
     from transformers import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers.trainer_utils import TrainOutput
 
     from syneg.training.progress import TrainingProgress
 
@@ -206,9 +209,11 @@ def train(
     checkpoints = output_dir / CHECKPOINTS_DIR
     resume: str | None = str(resume_from_checkpoint) if isinstance(resume_from_checkpoint, str) else None
     if resume_from_checkpoint is True:
-        resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        resume = last_checkpoint(checkpoints)
         if resume is None:
             logger.info("No checkpoint in %s: training from the start.", checkpoints)
+        else:
+            logger.info("Resuming from %s.", resume)
 
     prompts = {"anchor": query_prompt} if query_prompt else {}
     if document_prompt:
@@ -241,9 +246,18 @@ def train(
     trainer = SentenceTransformerTrainer(model=encoder, args=args, train_dataset=data.dataset, loss=criterion)
     # Without its bar, the trainer prints each log dictionary on stdout; syneg's bar shows the loss instead.
     trainer.remove_callback(PrinterCallback)
-    with Progress("Training", unit="steps", enabled=show_progress) as progress:
-        trainer.add_callback(TrainingProgress(progress))
-        output = trainer.train(resume_from_checkpoint=resume)
+    finished = _finished_state(resume, max_steps)
+    if finished is None:
+        with Progress("Training", unit="steps", enabled=show_progress) as progress:
+            trainer.add_callback(TrainingProgress(progress))
+            output = trainer.train(resume_from_checkpoint=resume)
+    else:  # resumed from it, transformers would train one step beyond the end
+        logger.info("%s holds the last step: its weights are the trained model.", resume)
+        encoder = _load(resume, True, card_data)
+        losses = [entry["loss"] for entry in finished.get("log_history", []) if "loss" in entry]
+        output = TrainOutput(finished["global_step"], sum(losses) / len(losses) if losses else float("nan"), {})
+    # The card's facts file is written last: a folder without it is a model whose saving was stopped.
+    (output_dir / TRAINING_INFO_FILE).unlink(missing_ok=True)
     encoder.save(str(output_dir))
 
     hyperparameters = {
@@ -286,6 +300,39 @@ def train(
         output.training_loss,
     )
     return TrainResult(output_dir, output.global_step, output.training_loss, data, chosen)
+
+
+def last_checkpoint(folder: str | Path) -> str | None:
+    """The newest complete checkpoint in ``folder`` (None when there is none); a checkpoint that a kill
+    left half-written is removed.
+
+    The trainer writes a checkpoint's files one by one and ``trainer_state.json`` last, so a checkpoint
+    without a readable one is incomplete: resuming from it (as ``get_last_checkpoint`` of transformers
+    would) fails, or starts from a torn optimizer state.
+    """
+    complete: dict[int, Path] = {}
+    for path in Path(folder).glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if not (step.isdigit() and path.is_dir()):
+            continue
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            logger.warning("Removing %s: a checkpoint a stopped run left incomplete.", path)
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        complete[int(step)] = path
+    return str(complete[max(complete)]) if complete else None
+
+
+def _finished_state(checkpoint: str | None, max_steps: int | None) -> dict | None:
+    """The trainer state of ``checkpoint`` when it holds the last step (a run stopped while saving the model
+    or its card), else None. Its training loss is the mean of the losses it logged."""
+    if checkpoint is None:
+        return None
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    end = max_steps if max_steps is not None else state.get("max_steps")
+    return state if end and state.get("global_step", 0) >= end else None
 
 
 def _load(
