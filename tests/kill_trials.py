@@ -309,3 +309,14 @@ def table(outcomes: list[Outcome]) -> str:
                      f"{o.duplicate_records} | {o.torn_lines} | {len(o.differing_outputs)} | {o.requests} | "
                      f"{o.requests_repeated} | {o.lost_in_flight} | {o.seconds:.0f} |")
     return "\n".join(lines)
+
+
+def with_default_sigint() -> None:
+    """``preexec_fn`` for a child that a test stops with SIGINT: the default handling, unblocked.
+
+    A child inherits an ignored or blocked SIGINT from the process that starts it, and Python then
+    leaves it so; in the full suite some earlier test leaves the pytest process that way (the Ctrl-C
+    tests passed alone and failed in the suite: the child never saw the signal and exited 0), while a
+    user's shell gives syneg the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -21,6 +21,7 @@ import pytest
 import typer.main
 import yaml
 
+from kill_trials import with_default_sigint
 from syneg.cli import app
 from syneg.data import demo_path, read_training_set
 
@@ -178,7 +179,8 @@ def test_ctrl_c_during_synthesis_exits_130_and_the_rerun_resumes(tmp_path):
     output = tmp_path / "synthetic.jsonl"
     args = ["synthesize", str(demo_path()), "--limit", "4", "--model", "smollm2-135m", "--attributes", "demo", "-o", str(output)]
     with (tmp_path / "stderr.txt").open("w") as stderr:
-        process = subprocess.Popen([*SYNEG, *args], stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+        process = subprocess.Popen([*SYNEG, *args], stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+                                   preexec_fn=with_default_sigint)
         deadline = time.monotonic() + 600
         while not (output.is_file() and output.read_text().endswith("\n")):  # the first pair is written: mid-synthesis
             assert process.poll() is None, (tmp_path / "stderr.txt").read_text()

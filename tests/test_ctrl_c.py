@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from kill_trials import DEMO, LONG_PASSAGE, SYNEG, cached_requests, environment, repeats_beyond
+from kill_trials import DEMO, LONG_PASSAGE, SYNEG, cached_requests, environment, repeats_beyond, with_default_sigint
 from loopback_chat import EchoingChatServer, request_tag
 from syneg.data import read_training_set
 
@@ -30,7 +30,7 @@ def interrupt(arguments: list[str], folder: Path, ready) -> tuple[float, str]:
     log = folder / "stderr.log"
     with log.open("w") as stderr:
         process = subprocess.Popen([*SYNEG, *arguments], cwd=folder, env=environment(folder), stdout=subprocess.DEVNULL,
-                                   stderr=stderr)  # fmt: skip
+                                   stderr=stderr, preexec_fn=with_default_sigint)  # fmt: skip
         try:
             deadline = time.monotonic() + 600
             while not ready():

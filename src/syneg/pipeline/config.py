@@ -7,6 +7,7 @@ same options, defaults and allowed values as the stage's command and Python verb
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Callable
@@ -166,7 +167,10 @@ def problem(error: Any) -> str:
         model = next((a for a in (annotation, *get_args(annotation)) if isinstance(a, type) and issubclass(a, StageOptions)), None)
         if model is None:
             return f"{'.'.join(location)}: unknown key"
-    return f"{'.'.join(location)}: unknown key (known: {', '.join(model.model_fields)})"
+    # The keys nearest the misspelt one first: a section's own keys come after those it inherits (engine, …).
+    close = difflib.get_close_matches(location[-1], list(model.model_fields), n=3, cutoff=0.6)
+    known = close + [key for key in model.model_fields if key not in close]
+    return f"{'.'.join(location)}: unknown key (known: {', '.join(known)})"
 
 
 def relative(path: str | Path, folder: Path) -> str:
