@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from syneg.engine import ACTOR_CPUS, RayEngine
+from syneg.llm import VLLM_NEEDS_RAY
 from syneg.llm.base import ChatRequest, Completion, LLMError
 from syneg.llm.client import LLMClient
 from syneg.llm.openai_compat import OpenAICompatibleBackend, completion_from_body
-from syneg.llm.shards import ShardedRequestCache
+from syneg.llm.shards import ShardedRequestCache, default_sharded_cache_path
 
 logger = logging.getLogger(__name__)
 
@@ -354,7 +355,7 @@ def check_backend(options: Any) -> None:
     """Raise what keeps the LLM of ``options`` (:class:`syneg.synth.SynthesizeOptions`) from running, before any
     work: a ValueError for a missing setting, an ImportError naming what to install (both bad input in the CLI)."""
     if options.backend == "vllm" and options.engine != "ray":
-        raise ValueError("backend vllm runs vLLM in Ray actors: add --engine ray (engine: ray in a config)")
+        raise ValueError(VLLM_NEEDS_RAY)
     if options.engine != "ray":
         return
     if options.backend == "vllm":
@@ -371,10 +372,9 @@ def ray_client(options: Any, engine: RayEngine, use_cache: bool = True) -> LLMCl
     """The LLM client of a synthesis on Ray: the endpoint or vLLM engine of ``options`` (:class:`syneg.synth.LLMOptions`),
     reached through Ray Data, and the sharded request cache (``<options.cache>.shards`` or the default)."""
     check_backend(options)
-    folder = Path(f"{options.cache}.shards") if options.cache else None
-    cache = ShardedRequestCache(folder)
-    if not use_cache:  # the workers still record answers; only replaying them is off
-        cache = ShardedRequestCache(cache.path / f"fresh-{time.time_ns()}")
+    folder = Path(f"{options.cache}.shards") if options.cache else default_sharded_cache_path()
+    # Without the cache the workers still record answers, in a folder of their own: only replaying is off.
+    cache = ShardedRequestCache(folder if use_cache else folder / f"fresh-{time.time_ns()}")
     backend: RayBatchBackend
     if options.backend == "vllm":
         backend = RayVLLMBackend(options.model, cache, engine, tensor_parallel_size=options.vllm_tensor_parallel_size,

@@ -21,6 +21,7 @@ from syneg.llm.openai_compat import OpenAICompatibleBackend, StructuredOutput
 
 # vllm: vLLM in Ray actors, with --engine ray only (syneg.engine.synthesis.RayVLLMBackend).
 BackendName = Literal["llama.cpp", "openai", "vllm"]
+VLLM_NEEDS_RAY = "backend vllm runs vLLM in Ray actors: add --engine ray (engine: ray in a config)"
 
 
 def make_client(
@@ -54,7 +55,7 @@ def make_client(
             structured_output=structured_output,
         )
     elif backend == "vllm":
-        raise ValueError("backend vllm runs vLLM in Ray actors: add --engine ray (engine: ray in a config)")
+        raise ValueError(VLLM_NEEDS_RAY)
     else:
         raise ValueError(f"Unknown backend {backend!r}; expected 'llama.cpp', 'openai' or 'vllm'")
     request_cache = None
@@ -77,6 +78,7 @@ __all__ = [
     "RequestCache",
     "StructuredOutput",
     "UsageStats",
+    "VLLM_NEEDS_RAY",
     "default_llm_cache_path",
     "make_client",
     "parse_json_answer",

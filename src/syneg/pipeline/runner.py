@@ -77,7 +77,7 @@ class Pipeline:
             self.work.need_mined()
             return []
         synthesizing = synthesize is not None and any(arm.strategy in SYNTHETIC_STRATEGIES for arm in self.arms)
-        if synthesize is not None and synthesizing and self._done(synthesize) is None:
+        if synthesizing and self._done(synthesize) is None:
             check_backend(config.synthesize)  # e.g. vLLM not installed: said before mining (deferred until read)
         if synthesizing:
             self.work.synthesize(synthesize, self.planner.synthetic_file())

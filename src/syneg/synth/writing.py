@@ -153,29 +153,28 @@ class CandidateWriter:
         ``reflection``: reuse an earlier reflection (its aspect was sound, only the text failed) instead
         of asking for one; ``sections``: parts of the abstract to ask for (two-step prompt).
         """
-        positive = pair.positive
         system = self.system(attributes)
         common = {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": seed}
         negative_schema = {"negative": {"type": "string", "minLength": 20, "maxLength": 8 * target_words + 200}}
         if not self.reflection:
-            user = self.templates.render("generate_plain", query=pair.query, positive=positive)
+            user = self.templates.render("generate_plain", query=pair.query, positive=pair.positive)
             schema = {"type": "object", "properties": negative_schema, "required": ["negative"]}
             answer, _ = await self.client.generate(ChatRequest.chat(system, user + follow_up, schema=schema, **common), PlainNegativeAnswer)
             return Candidate(" ".join(answer.negative.split()))
         if self.prompt_style == "single":
-            user = self.templates.render("generate", query=pair.query, positive=positive,
+            user = self.templates.render("generate", query=pair.query, positive=pair.positive,
                                          attributes=self.attribute_text(attributes, target_words))
             schema = {"type": "object", "properties": REFLECTION_PROPERTIES | negative_schema, "required": ["aspect", "reasoning", "negative"]}
             answer, _ = await self.client.generate(ChatRequest.chat(system, user + follow_up, schema=schema, **common), NegativeAnswer)
             return Candidate(" ".join(answer.negative.split()), answer.aspect, answer.reasoning)
         if reflection is None:
-            reflection = await self._reflect(pair, positive, system, follow_up, common)
+            reflection = await self._reflect(pair, system, follow_up, common)
         return await self._passage(pair, attributes, target_words, system, reflection, sections, common)
 
-    async def _reflect(self, pair: Pair, positive: str, system: str, follow_up: str, common: dict[str, Any]) -> Reflection:
+    async def _reflect(self, pair: Pair, system: str, follow_up: str, common: dict[str, Any]) -> Reflection:
         # The revision reasons go to the reflection only: a small model shown them while writing copies
         # them into the text, and a new aspect is what most failures (on topic, leak, paraphrase) need.
-        user = self.templates.render("reflect", query=pair.query, positive=positive)
+        user = self.templates.render("reflect", query=pair.query, positive=pair.positive)
         properties = ({"topic": {"type": "string", "minLength": 3, "maxLength": 60}} | REFLECTION_PROPERTIES
                       | {"title": {"type": "string", "minLength": 8, "maxLength": 150}})
         schema = {"type": "object", "properties": properties, "required": ["topic", "aspect", "reasoning", "title"]}
