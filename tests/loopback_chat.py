@@ -20,6 +20,23 @@ PASSAGE = ("Vaccine cold chains in rural clinics depend on solar refrigerators w
            "and that staff training reduced spoilage by a third over two years of monitoring.")
 
 
+class QuietJSONHandler(BaseHTTPRequestHandler):
+    """A loopback handler that logs nothing and answers JSON, quietly when its client is gone."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def reply(self, status: int, data: bytes) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client was stopped (killed while its request was in flight)
+
+
 def request_tag(body_hash: str) -> int:
     """A number that names a request body (from its sha1), returned as the answer's token count."""
     return int(body_hash[:8], 16)
@@ -48,10 +65,7 @@ class EchoingChatServer:
         self.authorizations: list[str] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietJSONHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
                 body = json.loads(raw)
@@ -60,7 +74,7 @@ class EchoingChatServer:
                 server.authorizations.append(authorization)
                 if server.requests in server.failing or server.reject_all:
                     status = 401 if server.reject_all else server.failing[server.requests]
-                    self.reply(status, {"error": {"message": f"invalid key; headers were Authorization: {authorization}"}})
+                    self.reply(status, json.dumps({"error": {"message": f"invalid key; headers were Authorization: {authorization}"}}).encode())
                     return
                 server.busy += 1
                 try:
@@ -68,21 +82,12 @@ class EchoingChatServer:
                     content = json.dumps(REFLECTION) if "response_format" in body else server.passage
                     body_hash = hashlib.sha1(raw).hexdigest()
                     server.answered[body_hash] += 1
-                    self.reply(200, {"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                                     "usage": {"prompt_tokens": request_tag(body_hash), "completion_tokens": 20}})
+                    self.reply(200, json.dumps({
+                        "choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": request_tag(body_hash), "completion_tokens": 20},
+                    }).encode())
                 finally:
                     server.busy -= 1
-
-            def reply(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client was killed while its request was in flight
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -110,10 +115,7 @@ class CountingProxy:
         self.lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietJSONHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with proxy.lock:
@@ -136,16 +138,6 @@ class CountingProxy:
                         proxy.in_flight -= 1
                         proxy.busy_seconds += time.perf_counter() - started
                 self.reply(answer.status_code, answer.content)
-
-            def reply(self, status: int, data: bytes) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client was stopped
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
