@@ -25,6 +25,7 @@ import json
 import random
 import sys
 from collections import Counter
+from itertools import islice
 from pathlib import Path
 
 from syneg.data import read_training_set
@@ -32,9 +33,10 @@ from syneg.data import read_training_set
 LABELS = ("hard", "false", "off-topic", "broken")
 
 
-def sample(path: Path, n: int, seed: int) -> list[dict]:
-    """``n`` negatives drawn uniformly from every synthetic negative of a training-set file."""
-    negatives = [(instance, negative) for instance in read_training_set(path) for negative in instance.negatives
+def sample(path: Path, n: int, seed: int, pairs: int | None = None) -> list[dict]:
+    """``n`` negatives drawn uniformly from every synthetic negative of a training-set file (its first ``pairs``)."""
+    instances = list(islice(read_training_set(path), pairs))
+    negatives = [(instance, negative) for instance in instances for negative in instance.negatives
                  if negative.source == "synthetic"]
     drawn = random.Random(seed).sample(negatives, min(n, len(negatives)))
     return [
@@ -42,6 +44,25 @@ def sample(path: Path, n: int, seed: int) -> list[dict]:
          "negative": negative.text, "aspect": negative.details.get("aspect", "")}
         for instance, negative in drawn
     ]
+
+
+def sample_rejected(path: Path, n: int, seed: int, check: str, pairs: int | None = None) -> list[dict]:
+    """``n`` candidates that synthesis rejected for ``check`` alone, drawn from the revision rounds recorded
+    with each accepted negative (``details["rejected"]``) of the first ``pairs``: what that check costs.
+    ``ratio`` is the candidate's similarity to the query over the positive's (the 95% rule rejects above 0.95)."""
+    candidates = []
+    for instance in islice(read_training_set(path), pairs):
+        for negative in instance.negatives:
+            for rejected in negative.details.get("rejected", []):
+                failed = [name for name, verdict in rejected.get("checks", {}).items() if not verdict.get("passed")]
+                if failed == [check]:
+                    similarity = rejected["checks"].get("on_topic", {}).get("value")
+                    candidates.append({
+                        "id": f"{negative.id}-r{rejected['round']}", "query_id": instance.query_id, "query": instance.query,
+                        "positive": instance.pos[0], "negative": rejected["text"], "aspect": rejected.get("aspect", ""),
+                        "ratio": round(similarity / instance.pos_scores[0], 3) if similarity is not None else None})
+    random.Random(seed).shuffle(candidates)
+    return candidates[:n]
 
 
 def rates(path: Path) -> dict:
@@ -67,11 +88,14 @@ def main() -> None:
     draw.add_argument("--n", type=int, default=100)
     draw.add_argument("--seed", type=int, default=0)
     draw.add_argument("--out", type=Path, required=True)
+    draw.add_argument("--pairs", type=int, help="Only the file's first PAIRS pairs (a file that still grows).")
+    draw.add_argument("--rejected", metavar="CHECK", help="Draw candidates rejected for this check alone (e.g. below_positive).")
     count = commands.add_parser("rates", help="Rates of the labels of a labels file")
     count.add_argument("labels", type=Path)
     args = parser.parse_args()
     if args.command == "sample":
-        rows = sample(args.file, args.n, args.seed)
+        rows = (sample_rejected(args.file, args.n, args.seed, args.rejected, args.pairs) if args.rejected
+                else sample(args.file, args.n, args.seed, args.pairs))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
         print(f"{len(rows)} negatives drawn into {args.out}")
