@@ -1,0 +1,46 @@
+"""The audits by reading (bench/audit_negatives.py) stay reproducible: the committed samples are drawn again
+from the committed synthesis output by the commands BENCHMARKS.md gives, and every label file labels
+exactly its sample."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+AUDIT = ROOT / "bench" / "audit"
+SCRIPT = ROOT / "bench" / "audit_negatives.py"
+SYNTHETIC = ROOT / "bench" / "experiments" / "scifact-all-synthetic.jsonl"
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(("name", "arguments"), [
+    ("scifact-v2-rule95", ["--rejected", "below_positive", "--pairs", "188", "--n", "40", "--seed", "0"]),
+])
+def test_a_committed_sample_is_drawn_again_by_its_command(tmp_path: Path, name: str, arguments: list[str]) -> None:
+    out = tmp_path / "sample.jsonl"
+    subprocess.run([sys.executable, str(SCRIPT), "sample", str(SYNTHETIC), *arguments, "--out", str(out)],
+                   check=True, capture_output=True, text=True)
+    assert read(out) == read(AUDIT / f"{name}-sample.jsonl")
+
+
+@pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95"])
+def test_a_labels_file_labels_exactly_its_sample(name: str) -> None:
+    sample = [row["id"] for row in read(AUDIT / f"{name}-sample.jsonl")]
+    labels = read(AUDIT / f"{name}-labels.jsonl")
+    assert [row["id"] for row in labels] == sample
+    rates = json.loads(subprocess.run([sys.executable, str(SCRIPT), "rates", str(AUDIT / f"{name}-labels.jsonl")],
+                                      check=True, capture_output=True, text=True).stdout)
+    assert rates["labelled"] == len(sample)
+
+
+def test_the_rule95_rejections_are_candidates_that_failed_that_rule_alone() -> None:
+    rows = read(AUDIT / "scifact-v2-rule95-sample.jsonl")
+    assert all(row["ratio"] > 0.95 for row in rows)  # the rule rejects above 95% of the positive's similarity
