@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from collections import Counter
 from itertools import islice
@@ -80,6 +81,38 @@ def rates(path: Path) -> dict:
                                   for label in LABELS}
 
 
+STOPWORDS = frozenset("the a an of in on and or to is are was were be by with for as at from that this these those it its "
+                      "into than more less not no has have had can may which their there been being also during between "
+                      "both".split())
+
+
+def content_words(text: str) -> set[str]:
+    return {word for word in re.findall(r"[\w+-]+", text.lower()) if word not in STOPWORDS and len(word) > 1}
+
+
+def claim_overlap(query: str, negative: str) -> float:
+    """The largest share of the query's content words that one sentence of the negative repeats: a false
+    negative often restates the claim in a sentence or its title."""
+    claim = content_words(query)
+    sentences = re.split(r"(?<=[.!?])\s+", negative)
+    return max(len(claim & content_words(sentence)) / max(1, len(claim)) for sentence in sentences)
+
+
+def restatement(sample_path: Path, labels_path: Path) -> dict:
+    """Does a lexical restatement check tell the false negatives from the hard ones of a labelled sample?"""
+    from sklearn.metrics import roc_auc_score
+
+    drawn = {row["id"]: row for row in map(json.loads, sample_path.read_text(encoding="utf-8").splitlines())}
+    scored = [(row["label"], claim_overlap(drawn[row["id"]]["query"], drawn[row["id"]]["negative"]))
+              for row in map(json.loads, labels_path.read_text(encoding="utf-8").splitlines()) if row["label"] in ("hard", "false")]
+    false = [label == "false" for label, _ in scored]
+    return {"hard": false.count(False), "false": sum(false),
+            "auc": round(roc_auc_score(false, [score for _, score in scored]), 3) if 0 < sum(false) < len(false) else None,
+            "flagged_at": {str(t): {"false": sum(1 for label, s in scored if s >= t and label == "false"),
+                                    "hard": sum(1 for label, s in scored if s >= t and label == "hard")}
+                           for t in (0.5, 0.6, 0.7, 0.8)}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +125,9 @@ def main() -> None:
     draw.add_argument("--rejected", metavar="CHECK", help="Draw candidates rejected for this check alone (e.g. below_positive).")
     count = commands.add_parser("rates", help="Rates of the labels of a labels file")
     count.add_argument("labels", type=Path)
+    overlap = commands.add_parser("restatement", help="How well the claim's words in one sentence flag false negatives")
+    overlap.add_argument("sample", type=Path)
+    overlap.add_argument("labels", type=Path)
     args = parser.parse_args()
     if args.command == "sample":
         rows = (sample_rejected(args.file, args.n, args.seed, args.rejected, args.pairs) if args.rejected
@@ -99,6 +135,8 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
         print(f"{len(rows)} negatives drawn into {args.out}")
+    elif args.command == "restatement":
+        print(json.dumps(restatement(args.sample, args.labels), indent=2))
     else:
         print(json.dumps(rates(args.labels), indent=2))
 
