@@ -98,19 +98,35 @@ def claim_overlap(query: str, negative: str) -> float:
     return max(len(claim & content_words(sentence)) / max(1, len(claim)) for sentence in sentences)
 
 
+def sentence_similarity(query: str, negative: str, encoder) -> float:
+    """The guide model's largest cosine between the query and one sentence of the negative: a restatement
+    in other words, which word overlap misses."""
+    sentences = [sentence for sentence in re.split(r"(?<=[.!?])\s+", negative) if sentence.strip()]
+    return float((encoder.encode_documents(sentences) @ encoder.encode_queries([query])[0]).max())
+
+
 def restatement(sample_path: Path, labels_path: Path) -> dict:
-    """Does a lexical restatement check tell the false negatives from the hard ones of a labelled sample?"""
+    """Do two restatement checks that need no judge tell the false negatives from the hard ones of a labelled
+    sample? Word overlap (``claim_overlap``) and sentence similarity under the guide model (all-MiniLM-L6-v2)."""
     from sklearn.metrics import roc_auc_score
 
+    from syneg.retrieval.encoder import DenseEncoder
+
+    encoder = DenseEncoder("all-MiniLM-L6-v2", backend="torch", show_progress=False)
     drawn = {row["id"]: row for row in map(json.loads, sample_path.read_text(encoding="utf-8").splitlines())}
-    scored = [(row["label"], claim_overlap(drawn[row["id"]]["query"], drawn[row["id"]]["negative"]))
-              for row in map(json.loads, labels_path.read_text(encoding="utf-8").splitlines()) if row["label"] in ("hard", "false")]
-    false = [label == "false" for label, _ in scored]
-    return {"hard": false.count(False), "false": sum(false),
-            "auc": round(roc_auc_score(false, [score for _, score in scored]), 3) if 0 < sum(false) < len(false) else None,
-            "flagged_at": {str(t): {"false": sum(1 for label, s in scored if s >= t and label == "false"),
-                                    "hard": sum(1 for label, s in scored if s >= t and label == "hard")}
-                           for t in (0.5, 0.6, 0.7, 0.8)}}
+    labelled = [(row["label"], drawn[row["id"]]) for row in map(json.loads, labels_path.read_text(encoding="utf-8").splitlines())
+                if row["label"] in ("hard", "false")]
+    false = [label == "false" for label, _ in labelled]
+    measures = {"word_overlap": (claim_overlap, (0.5, 0.6, 0.7, 0.8)),
+                "sentence_similarity": (lambda q, n: sentence_similarity(q, n, encoder), (0.6, 0.7, 0.75, 0.8, 0.85))}
+    report: dict = {"hard": false.count(False), "false": sum(false)}
+    for name, (measure, thresholds) in measures.items():
+        scores = [measure(row["query"], row["negative"]) for _, row in labelled]
+        report[name] = {
+            "auc": round(roc_auc_score(false, scores), 3) if 0 < sum(false) < len(false) else None,
+            "flagged_at": {str(t): {"false": sum(1 for f, s in zip(false, scores) if s >= t and f),
+                                    "hard": sum(1 for f, s in zip(false, scores) if s >= t and not f)} for t in thresholds}}
+    return report
 
 
 def main() -> None:
@@ -125,7 +141,7 @@ def main() -> None:
     draw.add_argument("--rejected", metavar="CHECK", help="Draw candidates rejected for this check alone (e.g. below_positive).")
     count = commands.add_parser("rates", help="Rates of the labels of a labels file")
     count.add_argument("labels", type=Path)
-    overlap = commands.add_parser("restatement", help="How well the claim's words in one sentence flag false negatives")
+    overlap = commands.add_parser("restatement", help="How well a sentence that restates the claim flags false negatives")
     overlap.add_argument("sample", type=Path)
     overlap.add_argument("labels", type=Path)
     args = parser.parse_args()
