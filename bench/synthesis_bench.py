@@ -16,6 +16,8 @@ second, and the llama.cpp build in use (``llama_print_system_info``: the instruc
 Usage::
 
     python bench/synthesis_bench.py --data ../shared/datasets/scifact --pairs 50 --out bench/out/synthesis-compare
+    # two generators on the current tree instead of two revisions
+    python bench/synthesis_bench.py --models qwen2.5-0.5b qwen2.5-1.5b --pairs 20 --out bench/out/model-compare
     python bench/synthesis_bench.py --throughput-only --llama-server bench/out/llama-server/llama-server
 
 Each version writes into ``--out/<name>/`` as it goes (negatives, cache, CPU seconds so far) and resumes
@@ -110,6 +112,7 @@ def worker(args: argparse.Namespace) -> None:
     cpu = progress["cpu_seconds"]
     summary = {
         "syneg": str(Path(sys.modules["syneg"].__file__).parent),
+        "model": args.model,
         "llama_cpp_level": level["level"],
         "llama_cpp_features": level["features"],
         "pairs": len(instances),
@@ -141,12 +144,15 @@ def baseline_source(revision: str, folder: Path) -> Path:
 
 def compare(args: argparse.Namespace) -> dict:
     """Run the baseline revision and the current tree side by side, then put their summaries together."""
-    versions = {f"baseline-{args.baseline}": baseline_source(args.baseline, args.out),
-                "current": CURRENT_SRC}
+    if args.models:  # one tree, two generators
+        versions = {f"current-{model}": (CURRENT_SRC, model) for model in args.models}
+    else:
+        versions = {f"baseline-{args.baseline}": (baseline_source(args.baseline, args.out), args.model),
+                    "current": (CURRENT_SRC, args.model)}
     processes = {}
-    for name, source in versions.items():
+    for name, (source, model) in versions.items():
         command = [sys.executable, __file__, "--worker", "--data", str(args.data), "--split", args.split,
-                   "--pairs", str(args.pairs), "--model", args.model, "--out", str(args.out / name)]
+                   "--pairs", str(args.pairs), "--model", model, "--out", str(args.out / name)]
         if args.max_minutes:
             command += ["--max-minutes", str(args.max_minutes)]
         # The worker imports syneg from ``source``; one thread each, for torch as for llama.cpp.
@@ -296,6 +302,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--model", default="qwen2.5-0.5b")
     parser.add_argument("--baseline", default=BASELINE, help="The git revision to compare the current tree with")
+    parser.add_argument("--models", nargs=2, metavar="MODEL",
+                        help="Compare two generators on the current tree instead of two revisions (e.g. qwen2.5-0.5b qwen2.5-1.5b)")
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads of the throughput measurement")
     parser.add_argument("--in-flight", type=int, default=4)
