@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ import yaml
 
 from kill_trials import with_default_sigint
 from syneg.cli import app
-from syneg.data import demo_path, read_training_set
+from syneg.data import Negative, demo_path, read_training_set, write_training_set
 
 SYNEG = [sys.executable, "-m", "syneg"]
 # What third-party progress bars and chatter print; none of it may reach a syneg user.
@@ -54,9 +55,22 @@ def isolated(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "SYNEG_CACHE_DIR": str(tmp_path / "cache")}
 
 
+def probe_inputs(tmp_path: Path, pairs: int = 8) -> tuple[Path, Path]:
+    """Real synthetic negatives (the committed SciFact run's first pairs that have one) and, as the retrieved
+    side, each pair's neighbour's positive: real abstracts for the probe to tell apart."""
+    committed = Path(__file__).resolve().parents[1] / "bench" / "experiments" / "scifact-all-synthetic.jsonl"
+    synthetic = [i for i in read_training_set(committed) if i.negatives][:pairs]
+    retrieved = [replace(instance, negatives=[Negative(synthetic[n - 1].pos[0], "bm25", id=synthetic[n - 1].pos_ids[0])])
+                 for n, instance in enumerate(synthetic)]
+    write_training_set(tmp_path / "probe-synthetic.jsonl", synthetic)
+    write_training_set(tmp_path / "probe-mined.jsonl", retrieved)
+    return tmp_path / "probe-synthetic.jsonl", tmp_path / "probe-mined.jsonl"
+
+
 def json_cases(tmp_path: Path) -> dict[str, list[str]]:
     """The arguments of every command that has --json."""
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(TINY_RUN))
+    probed = probe_inputs(tmp_path)
     return {
         "evaluate": ["evaluate", str(demo_path()), "--model", "bm25", "--model", "default", "--json"],
         "mine": ["mine", str(demo_path()), "--retriever", "both", "--num-negatives", "2", "-o", str(tmp_path / "mined.jsonl"), "--json"],
@@ -64,6 +78,7 @@ def json_cases(tmp_path: Path) -> dict[str, list[str]]:
                        "-o", str(tmp_path / "synthetic.jsonl"), "--json"],
         "run": ["run", str(tmp_path / "run.yaml"), "-o", str(tmp_path / "run"), "--json"],
         "doctor": ["doctor", "--json"],
+        "probe": ["probe", *map(str, probed), "--json"],
         "cache list": ["cache", "list", "--json"],
         "cache prune": ["cache", "prune", "--older-than", "3650d", "--dry-run", "--json"],
     }  # fmt: skip
@@ -92,13 +107,13 @@ def test_every_json_command_has_a_stream_test(tmp_path):
 @pytest.mark.parametrize(
     "command",
     [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_JSON_COMMANDS else c
-     for c in ("evaluate", "mine", "synthesize", "run", "doctor", "cache list", "cache prune")],
+     for c in ("evaluate", "mine", "synthesize", "run", "doctor", "probe", "cache list", "cache prune")],
 )  # fmt: skip
 def test_json_stdout_is_one_document(tmp_path, command):
     completed = syneg(*json_cases(tmp_path)[command], env=isolated(tmp_path))
     document = json.loads(completed.stdout)  # the whole of stdout, nothing before or after
     expected_key = {"evaluate": "bm25", "mine": "removed", "synthesize": "accepted", "doctor": "cpu", "cache list": "entries",
-                    "cache prune": "deleted"}  # fmt: skip
+                    "cache prune": "deleted", "probe": "words_auc"}  # fmt: skip
     if command == "run":
         assert [row["arm"] for row in document] == ["bm25"] and 0 <= document[0]["ndcg@10"] <= 1
         assert "▶ train/bm25/seed-1" in completed.stderr and "Training: " in completed.stderr

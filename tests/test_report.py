@@ -40,7 +40,7 @@ def result_rows(one_seed_sweeps: bool = False) -> list[dict]:
                        "seeds_planned": 1 if sweep_point else 3, "seed": seed, "split": split, "ndcg@10": base + delta,
                        "recall@10": base + 0.1, "mrr@10": base - 0.05}
                 if strategy == "hybrid":
-                    row |= {"probe_auc_before": 0.8, "probe_auc_after": 0.9 + delta}
+                    row |= {"probe_auc_before": 0.8, "probe_auc_after": 0.9 + delta, "probe_length_auc": 0.54, "probe_words_auc": 0.99}
                 # What the mix stage counted: seed 3 of `both` ran short of BM25 negatives and was filled at random.
                 if arm == "both":
                     row |= ({"negatives_bm25": 1.5, "negatives_dense": 1.5, "negatives_filled": 0.0} if seed != 3 else
@@ -110,7 +110,8 @@ def test_report_writes_tables_and_plots(tmp_path):
         assert len(list(csv.DictReader(handle))) == len(result_rows())
     text = written["markdown"].read_text()
     assert "| hybrid | hybrid | 0.7 | 0.02 | 3 | 3 | 65.00 ± 1.00 |" in text
-    assert "Shortcut probe" in text and "| hybrid | 3 | 0.800 | 0.900 ± 0.010 |" in text
+    assert "Shortcut probe" in text and "| hybrid | 3 | 0.800 | 0.900 ± 0.010 | 0.540 | 0.990 |" in text
+    assert "| arm | seeds | before training | after training | word count | words used |" in text
     # Composition, averaged over seeds; a source an arm's seed lacks counts as none.
     assert "| arm | bm25 | dense | random | synthetic | of which filled |" in text
     assert "| both | 1.40 | 1.50 | 0.10 | 0.00 | 0.10 |" in text
@@ -245,6 +246,7 @@ def test_probe_tells_a_marked_source_apart_and_not_an_unmarked_one(scifact_subse
     dataset = scifact_subset("train", 40, 200)
     alike = shortcut_probe(*pools(dataset, tmp_path, lambda rng, document: document.full_text), encoder=dense_encoder)
     assert alike.queries >= 30 and 0.3 < alike.auc < 0.7
+    assert 0.3 < alike.words_auc < 0.7  # the same documents: the words cannot tell them apart either
 
     styled_dir = tmp_path / "styled"
     styled_dir.mkdir()
@@ -254,6 +256,9 @@ def test_probe_tells_a_marked_source_apart_and_not_an_unmarked_one(scifact_subse
     )
     assert styled.auc > 0.9 and styled.accuracy > 0.8
     assert 0 <= styled.length_auc <= 1
+    assert styled.words_auc > 0.95  # the stock phrase's words give the source away without a model
+    typical = [entry["word"] for entry in styled.telltale["synthetic"][:3]]
+    assert set(typical) <= {"essay", "explore", "simple", "terms", "following"}, styled.telltale
 
 
 def test_probe_needs_a_few_queries(scifact_subset, tmp_path, dense_encoder):

@@ -568,6 +568,38 @@ def report(
 
 
 @app.command()
+@json_output
+def probe(
+    synthetic: Annotated[Path, typer.Argument(help="Training set with synthetic negatives (`syneg synthesize` output).")],
+    retrieved: Annotated[Path, typer.Argument(help="The mined training set of the same pairs (`syneg mine` output).")],
+    model: Annotated[str, typer.Option(help="The model whose embeddings are probed (a trained model's folder, or default).")] = "default",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the probe as JSON on stdout.")] = False,
+) -> dict[str, Any] | None:
+    """Can the source of a negative be told from its form? Probes on word count, words used, and embeddings."""
+    from rich.table import Table
+
+    from syneg.diagnostics import shortcut_probe
+
+    result = shortcut_probe(synthetic, retrieved, model=model).to_dict()
+    if as_json:
+        return result
+    if result["auc"] is None:
+        stderr.print(f"Too few pairs with synthetic negatives to cross-validate ({result['queries']} queries).")
+        return None
+    table = Table(title=f"Telling synthetic from retrieved negatives ({result['samples_per_source']} per source, "
+                        f"{result['queries']} queries; ROC AUC, 0.5 = indistinguishable)")
+    table.add_column("probe on")
+    table.add_column("ROC AUC", justify="right")
+    for label, key in [("word count", "length_auc"), ("words used (bag of words)", "words_auc"), (f"embeddings ({model})", "auc")]:
+        table.add_row(label, "-" if result[key] is None else f"{result[key]:.3f}")
+    Console().print(table)
+    for source, words in (result["telltale"] or {}).items():
+        listed = ", ".join(f"{w['word']} ({w['synthetic_share']:.0%} / {w['retrieved_share']:.0%})" for w in words)
+        Console().print(f"Words most typical of {source} negatives (share of synthetic / retrieved texts): {escape(listed)}")
+    return None
+
+
+@app.command()
 def view(
     source: Annotated[Path, typer.Argument(help="A training-set jsonl (from mine, synthesize or mix) or a run folder of `syneg run`.")],
     output: Annotated[

@@ -10,7 +10,9 @@ are in a model's embedding space:
   topic cannot give the source away;
 - probe: logistic regression on the L2-normalized embeddings, scored by ROC AUC and accuracy with
   cross-validation grouped by query (no query has texts in both the fitting and the scoring folds);
-- reference: the same probe on the word count alone, a content-free cue.
+- references: the same probe on the word count alone, a content-free cue, and on which words a text
+  uses (a bag of words): style words ("crucial", "aims", "insights" against "we", "here", "p") give
+  the source away without any model; :func:`telltale_words` lists the words that differ most.
 
 An AUC near 0.5 means the sources look alike; near 1.0 means the embedding encodes the source. Run
 it on the backbone and on the trained model: an AUC that *rises* with training is the warning sign
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,9 +44,42 @@ class ProbeResult:
     auc: float | None
     accuracy: float | None
     length_auc: float | None
+    words_auc: float | None = None
+    telltale: dict[str, list[dict[str, Any]]] | None = None
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+WORD_PATTERN = r"(?u)\b[^\W\d_][\w'-]*\b"  # words, not numbers: a number's presence is counted apart
+
+
+def telltale_words(texts: list[str], labels: np.ndarray, top: int = 10, min_share: float = 0.05) -> dict[str, list[dict[str, Any]]]:
+    """The words whose share of texts differs most between the sources (log-odds of the shares, each word
+    counted once a text), ``top`` for each side, among words in at least ``min_share`` of one source's texts.
+
+    >>> words = telltale_words(["crucial research aims", "crucial insights", "here we show", "we report"],
+    ...                        np.array([1, 1, 0, 0]), top=1)
+    >>> words["synthetic"][0]["word"], words["retrieved"][0]["word"]
+    ('crucial', 'we')
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(binary=True, token_pattern=WORD_PATTERN)
+    present = vectorizer.fit_transform(texts)
+    vocabulary = vectorizer.get_feature_names_out()
+    synthetic = np.asarray(present[labels == 1].mean(axis=0)).ravel()
+    retrieved = np.asarray(present[labels == 0].mean(axis=0)).ravel()
+    smoothing = 0.01
+    log_odds = np.log((synthetic + smoothing) / (retrieved + smoothing))
+    frequent = np.maximum(synthetic, retrieved) >= min_share
+
+    def side(order: np.ndarray) -> list[dict[str, Any]]:
+        chosen = [i for i in order if frequent[i]][:top]
+        return [{"word": str(vocabulary[i]), "synthetic_share": round(float(synthetic[i]), 3),
+                 "retrieved_share": round(float(retrieved[i]), 3)} for i in chosen]
+
+    return {"synthetic": side(np.argsort(-log_odds, kind="stable")), "retrieved": side(np.argsort(log_odds, kind="stable"))}
 
 
 def probe_samples(
@@ -94,9 +129,11 @@ def shortcut_probe(
         >>> result.auc  # doctest: +SKIP
         0.71
     """
+    from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, roc_auc_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
 
     from syneg.retrieval.encoder import DenseEncoder
     from syneg.synth.checks import words
@@ -110,16 +147,31 @@ def shortcut_probe(
     embeddings = encoder.encode_documents(texts)
     splitter = GroupKFold(n_splits=min(folds, queries))
 
-    def cross_validated(features: np.ndarray) -> np.ndarray:
-        probe = LogisticRegression(max_iter=2000, random_state=seed)
+    def cross_validated(features: Any, probe: Any = None) -> np.ndarray:
+        probe = probe or LogisticRegression(max_iter=2000, random_state=seed)
         return cross_val_predict(probe, features, labels, groups=groups, cv=splitter, method="predict_proba")[:, 1]
 
     probabilities = cross_validated(embeddings)
     lengths = np.log1p([len(words(t)) for t in texts]).reshape(-1, 1)
+    # the vocabulary is learnt inside each fold, so no scored text lends the probe its words
+    bag_of_words = make_pipeline(CountVectorizer(binary=True, token_pattern=WORD_PATTERN),
+                                 LogisticRegression(max_iter=2000, random_state=seed))
     return ProbeResult(
         queries=queries,
         samples_per_source=per_source,
         auc=round(float(roc_auc_score(labels, probabilities)), 4),
         accuracy=round(float(accuracy_score(labels, probabilities > 0.5)), 4),
         length_auc=round(float(roc_auc_score(labels, cross_validated(lengths))), 4),
+        words_auc=_or_none(lambda: round(float(roc_auc_score(labels, cross_validated(np.array(texts, dtype=object), bag_of_words))), 4)),
+        telltale=_or_none(lambda: telltale_words(texts, labels)),
     )
+
+
+def _or_none(measure: Any) -> Any:
+    """A word measure, or None where the texts hold no words at all (scikit-learn's empty vocabulary)."""
+    try:
+        return measure()
+    except ValueError as error:
+        if "empty vocabulary" in str(error):
+            return None
+        raise

@@ -165,7 +165,7 @@ def aggregate(rows: list[dict[str, Any]], metrics: Iterable[str] = SHOWN_METRICS
         line["seed_list"] = sorted(r["seed"] for r in members if r.get("seed") is not None)
         composed = [r for r in members if any(k.startswith(COMPOSITION_PREFIX) for k in r)]
         composition = [key for key in dict.fromkeys(k for r in composed for k in r) if key.startswith(COMPOSITION_PREFIX)]
-        for metric in [*metrics, "probe_auc_before", "probe_auc_after", *composition]:
+        for metric in [*metrics, "probe_auc_before", "probe_auc_after", "probe_length_auc", "probe_words_auc", *composition]:
             if metric in composition:  # a source a seed's mix did not draw on counts as 0 there
                 values = [r.get(metric, 0.0) for r in composed]
             else:
@@ -390,12 +390,16 @@ def markdown(views: list[_DatasetView], split: str, metrics: list[str], stale: l
             out += ["### Tuning and sweep arms (fewer seeds)", ""] + _arm_table(view.side, metrics) + [""]
         probed = [line for line in view.main + view.side if "probe_auc_before" in line]
         if probed:
+            cues = [(key, name) for key, name in (("probe_length_auc", "word count"), ("probe_words_auc", "words used"))
+                    if any(key in line for line in probed)]  # runs evaluated before these cues recorded embeddings only
             out += ["### Shortcut probe (ROC AUC of telling synthetic from retrieved negatives; 0.5 = indistinguishable)", "",
-                    "| arm | seeds | before training | after training |", "|---|---|---|---|"]
+                    "| arm | seeds | before training | after training |" + "".join(f" {name} |" for _, name in cues),
+                    "|---|---|---|---|" + "---|" * len(cues)]
             for line in probed:
                 spread = f" ± {line['probe_auc_after_std']:.3f}" if line["seeds"] > 1 else ""
                 out.append(f"| {line['arm']} | {line['seeds']} | {line['probe_auc_before']:.3f} | "
-                           f"{line['probe_auc_after']:.3f}{spread} |")
+                           f"{line['probe_auc_after']:.3f}{spread} |"
+                           + "".join(f" {line[key]:.3f} |" if key in line else " - |" for key, _ in cues))
             out.append("")
         for key, per_split in view.sweeps.items():
             out += _sweep_table(view.dataset, key, per_split, metrics[0])

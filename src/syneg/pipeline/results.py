@@ -66,6 +66,9 @@ def rows_of(described: dict[str, Any], info: dict[str, Any]) -> list[dict[str, A
         if "shortcut_probe" in info:
             row["probe_auc_before"] = info["shortcut_probe"]["before"]["auc"]
             row["probe_auc_after"] = info["shortcut_probe"]["after"]["auc"]
+            for cue in ("length_auc", "words_auc"):  # content-free cues: the same before and after training
+                if info["shortcut_probe"]["before"].get(cue) is not None:
+                    row[f"probe_{cue}"] = info["shortcut_probe"]["before"][cue]
         rows.append(row)
     return rows
 
