@@ -11,13 +11,17 @@ measures the neighbours.
 For each version it reports: pairs, candidates, accepted, acceptance, accepted negatives whose word
 count is within 0.7-1.3 times their positive's ("length-matched"), CPU seconds per accepted and per
 length-matched negative, mean words and mean length ratio of the accepted, completion tokens per CPU
-second, and the llama.cpp build in use (``llama_print_system_info``: the instruction sets it runs).
+second, the llama.cpp build in use (``llama_print_system_info``: the instruction sets it runs), and how well
+the words they use tell the accepted negatives from their own positives (a bag-of-words probe: the
+register that gives LLM text away).
 
 Usage::
 
     python bench/synthesis_bench.py --data ../shared/datasets/scifact --pairs 50 --out bench/out/synthesis-compare
     # two generators on the current tree instead of two revisions
     python bench/synthesis_bench.py --models qwen2.5-0.5b qwen2.5-1.5b --pairs 20 --out bench/out/model-compare
+    # the shipped prompts against a folder of overrides (e.g. bench/prompts/register)
+    python bench/synthesis_bench.py --prompts bench/prompts/register --pairs 20 --out bench/out/prompt-compare
     python bench/synthesis_bench.py --throughput-only --llama-server bench/out/llama-server/llama-server
 
 Each version writes into ``--out/<name>/`` as it goes (negatives, cache, CPU seconds so far) and resumes
@@ -51,6 +55,7 @@ from syneg.data import load_beir, read_training_set
 from syneg.llm import ChatRequest, LlamaCppBackend, OpenAICompatibleBackend, make_client
 from syneg.llm.models import resolve_gguf
 from syneg.synth import AttributeSet, Synthesizer, pairs_from_beir
+from syneg.synth.prompts import PromptTemplates
 
 
 BASELINE = "ab832ee"  # the last commit before length-matched negatives (issue 17)
@@ -87,7 +92,7 @@ def worker(args: argparse.Namespace) -> None:
     pairs = pairs_from_beir(load_beir(args.data, split=args.split), limit=args.pairs)
     client = make_client("llama.cpp", args.model, cache=out / "llm-cache.sqlite", n_threads=1)
     synthesizer = Synthesizer(client, attributes=AttributeSet.from_spec("scifact"), negatives_per_pair=1, max_rounds=2,
-                              seed=0)
+                              seed=0, templates=PromptTemplates(args.prompts) if args.prompts else None)
     output = out / "negatives.jsonl"
     start = time.perf_counter()
     for begin in range(0, len(pairs), 2):
@@ -110,6 +115,8 @@ def worker(args: argparse.Namespace) -> None:
     matched = sum(LENGTH_BAND[0] <= r <= LENGTH_BAND[1] for r in ratios)
     lengths = [len(words(n.text)) for i in instances for n in i.negatives]
     cpu = progress["cpu_seconds"]
+    register = register_probe([n.text for i in instances for n in i.negatives],
+                              [i.pos[0] for i in instances for _ in i.negatives])
     summary = {
         "syneg": str(Path(sys.modules["syneg"].__file__).parent),
         "model": args.model,
@@ -128,8 +135,32 @@ def worker(args: argparse.Namespace) -> None:
         "mean_length_ratio_accepted": round(sum(ratios) / accepted, 3) if accepted else None,
         "completion_tokens": progress.get("completion_tokens", 0),
         "completion_tokens_per_cpu_second": round(progress.get("completion_tokens", 0) / cpu, 2) if cpu else None,
+        "words_auc_against_positives": register,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def register_probe(negatives: list[str], positives: list[str]) -> float | None:
+    """How well the words a text uses tell the accepted negatives from their own positives (real abstracts):
+    a bag-of-words probe, cross-validated by pair (each negative's positive in the same fold). 0.5: the
+    negatives read like the corpus; 1.0: their register gives them away."""
+    if len(negatives) < 6:
+        return None
+    import numpy as np
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+
+    from syneg.diagnostics import WORD_PATTERN
+
+    texts = np.array(negatives + positives, dtype=object)
+    labels = np.array([1] * len(negatives) + [0] * len(positives))
+    groups = np.array(list(range(len(negatives))) * 2)
+    probe = make_pipeline(CountVectorizer(binary=True, token_pattern=WORD_PATTERN), LogisticRegression(max_iter=2000, random_state=0))
+    scores = cross_val_predict(probe, texts, labels, groups=groups, cv=GroupKFold(n_splits=5), method="predict_proba")[:, 1]
+    return round(float(roc_auc_score(labels, scores)), 3)
 
 
 def baseline_source(revision: str, folder: Path) -> Path:
@@ -145,14 +176,18 @@ def baseline_source(revision: str, folder: Path) -> Path:
 def compare(args: argparse.Namespace) -> dict:
     """Run the baseline revision and the current tree side by side, then put their summaries together."""
     if args.models:  # one tree, two generators
-        versions = {f"current-{model}": (CURRENT_SRC, model) for model in args.models}
+        versions = {f"current-{model}": (CURRENT_SRC, model, None) for model in args.models}
+    elif args.prompts:  # one tree, the shipped prompts against a folder of overrides
+        versions = {"current": (CURRENT_SRC, args.model, None), f"prompts-{args.prompts.name}": (CURRENT_SRC, args.model, args.prompts)}
     else:
-        versions = {f"baseline-{args.baseline}": (baseline_source(args.baseline, args.out), args.model),
-                    "current": (CURRENT_SRC, args.model)}
+        versions = {f"baseline-{args.baseline}": (baseline_source(args.baseline, args.out), args.model, None),
+                    "current": (CURRENT_SRC, args.model, None)}
     processes = {}
-    for name, (source, model) in versions.items():
+    for name, (source, model, prompts) in versions.items():
         command = [sys.executable, __file__, "--worker", "--data", str(args.data), "--split", args.split,
                    "--pairs", str(args.pairs), "--model", model, "--out", str(args.out / name)]
+        if prompts:
+            command += ["--prompts", str(prompts.resolve())]
         if args.max_minutes:
             command += ["--max-minutes", str(args.max_minutes)]
         # The worker imports syneg from ``source``; one thread each, for torch as for llama.cpp.
@@ -180,7 +215,8 @@ def print_table(results: dict) -> None:
             ("CPU s per accepted", "cpu_seconds_per_accepted"),
             ("CPU s per length-matched", "cpu_seconds_per_length_matched"), ("mean words, accepted", "mean_words_accepted"),
             ("mean length ratio, accepted", "mean_length_ratio_accepted"),
-            ("completion tokens per CPU s", "completion_tokens_per_cpu_second")]
+            ("completion tokens per CPU s", "completion_tokens_per_cpu_second"),
+            ("words probe AUC, accepted against their positives", "words_auc_against_positives")]
     names = list(results["versions"])
     print(f"\nCPU: {results['cpu']}; {results['pairs']} SciFact train pairs\n")
     print("| measure | " + " | ".join(names) + " |")
@@ -302,6 +338,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--model", default="qwen2.5-0.5b")
     parser.add_argument("--baseline", default=BASELINE, help="The git revision to compare the current tree with")
+    parser.add_argument("--prompts", type=Path, help="Compare the shipped prompts with this folder of overrides, on the current tree")
     parser.add_argument("--models", nargs=2, metavar="MODEL",
                         help="Compare two generators on the current tree instead of two revisions (e.g. qwen2.5-0.5b qwen2.5-1.5b)")
     parser.add_argument("--max-minutes", type=float, default=None)
