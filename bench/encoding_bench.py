@@ -270,7 +270,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="Training rows per batch.")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="Threads of every arm.")
     parser.add_argument("--backends", help="Encoding backends, comma-separated (default: those available here).")
-    parser.add_argument("--precisions", help="Training precisions, comma-separated (default: fp32 and auto's, if not fp32).")
+    parser.add_argument("--precisions", help="Training precisions, comma-separated (default: fp32 and auto's, if not fp32; none: no training).")
     parser.add_argument("--eval-backend", default="auto", help="How the trained models are encoded for nDCG@10.")
     parser.add_argument("--fresh", action="store_true", help="Forget saved figures; measure every arm again.")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -288,7 +288,7 @@ def main() -> None:
     results = saved if saved.get("settings") == settings else {"settings": settings}
     backends, precisions = default_arms()
     backends = args.backends.split(",") if args.backends else backends
-    precisions = args.precisions.split(",") if args.precisions else precisions
+    precisions = ([] if args.precisions == "none" else args.precisions.split(",")) if args.precisions else precisions
     if "machine" not in results:
         results["machine"] = run_arm(args, "machine:", scratch)
     for arm in ["encode:sentence-transformers", *(f"encode:{b}" for b in backends), *(f"train:{p}" for p in precisions)]:

@@ -265,3 +265,15 @@ def test_probe_needs_a_few_queries(scifact_subset, tmp_path, dense_encoder):
     dataset = scifact_subset("train", 2, 10)
     result = shortcut_probe(*pools(dataset, tmp_path, lambda rng, document: document.full_text), encoder=dense_encoder)
     assert result.auc is None and result.queries == 2
+
+
+def test_rows_carry_the_model_free_cues_of_probes_that_measured_words():
+    from syneg.pipeline.results import rows_of
+
+    probe = {"before": {"auc": 0.9, "length_auc": 0.54, "words_auc": 0.99}, "after": {"auc": 0.95}}
+    row = rows_of({"arm": "hybrid"}, {"metrics": {"test": {"ndcg@10": 0.5}}, "shortcut_probe": probe})[0]
+    assert (row["probe_auc_before"], row["probe_auc_after"], row["probe_length_auc"], row["probe_words_auc"]) == (0.9, 0.95, 0.54, 0.99)
+    # a probe from before the words cue: its row stays as written then (committed results rebuild unchanged)
+    earlier = {"before": {"auc": 0.9, "length_auc": 0.54}, "after": {"auc": 0.95}}
+    row = rows_of({"arm": "hybrid"}, {"metrics": {"test": {"ndcg@10": 0.5}}, "shortcut_probe": earlier})[0]
+    assert "probe_length_auc" not in row and "probe_words_auc" not in row

@@ -66,9 +66,11 @@ def rows_of(described: dict[str, Any], info: dict[str, Any]) -> list[dict[str, A
         if "shortcut_probe" in info:
             row["probe_auc_before"] = info["shortcut_probe"]["before"]["auc"]
             row["probe_auc_after"] = info["shortcut_probe"]["after"]["auc"]
-            for cue in ("length_auc", "words_auc"):  # content-free cues: the same before and after training
-                if info["shortcut_probe"]["before"].get(cue) is not None:
-                    row[f"probe_{cue}"] = info["shortcut_probe"]["before"][cue]
+            before = info["shortcut_probe"]["before"]
+            # The model-free cues (the same before and after training), from probes that measure the words
+            # too: rows of earlier probes stay as they were written, so committed results rebuild unchanged.
+            if before.get("words_auc") is not None:
+                row["probe_length_auc"], row["probe_words_auc"] = before["length_auc"], before["words_auc"]
         rows.append(row)
     return rows
 
