@@ -90,19 +90,21 @@ def content_words(text: str) -> set[str]:
     return {word for word in re.findall(r"[\w+-]+", text.lower()) if word not in STOPWORDS and len(word) > 1}
 
 
+def sentences(text: str) -> list[str]:
+    return [sentence for sentence in re.split(r"(?<=[.!?])\s+", text) if sentence.strip()]
+
+
 def claim_overlap(query: str, negative: str) -> float:
     """The largest share of the query's content words that one sentence of the negative repeats: a false
     negative often restates the claim in a sentence or its title."""
     claim = content_words(query)
-    sentences = re.split(r"(?<=[.!?])\s+", negative)
-    return max(len(claim & content_words(sentence)) / max(1, len(claim)) for sentence in sentences)
+    return max((len(claim & content_words(sentence)) / max(1, len(claim)) for sentence in sentences(negative)), default=0.0)
 
 
 def sentence_similarity(query: str, negative: str, encoder) -> float:
     """The guide model's largest cosine between the query and one sentence of the negative: a restatement
     in other words, which word overlap misses."""
-    sentences = [sentence for sentence in re.split(r"(?<=[.!?])\s+", negative) if sentence.strip()]
-    return float((encoder.encode_documents(sentences) @ encoder.encode_queries([query])[0]).max())
+    return float((encoder.encode_documents(sentences(negative)) @ encoder.encode_queries([query])[0]).max())
 
 
 def restatement(sample_path: Path, labels_path: Path) -> dict:

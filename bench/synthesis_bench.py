@@ -147,19 +147,15 @@ def register_probe(negatives: list[str], positives: list[str]) -> float | None:
     if len(negatives) < 6:
         return None
     import numpy as np
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
 
-    from syneg.diagnostics import WORD_PATTERN
+    from syneg.diagnostics import words_probe
 
     texts = np.array(negatives + positives, dtype=object)
     labels = np.array([1] * len(negatives) + [0] * len(positives))
     groups = np.array(list(range(len(negatives))) * 2)
-    probe = make_pipeline(CountVectorizer(binary=True, token_pattern=WORD_PATTERN), LogisticRegression(max_iter=2000, random_state=0))
-    scores = cross_val_predict(probe, texts, labels, groups=groups, cv=GroupKFold(n_splits=5), method="predict_proba")[:, 1]
+    scores = cross_val_predict(words_probe(), texts, labels, groups=groups, cv=GroupKFold(n_splits=5), method="predict_proba")[:, 1]
     return round(float(roc_auc_score(labels, scores)), 3)
 
 

@@ -54,6 +54,16 @@ class ProbeResult:
 WORD_PATTERN = r"(?u)\b[^\W\d_][\w'-]*\b"  # words, not numbers: a number's presence is counted apart
 
 
+def words_probe(seed: int = 0) -> Any:
+    """A logistic regression on which words a text uses (a bag of words); as a pipeline, so that under
+    cross-validation the vocabulary is learnt inside each fold and no scored text lends the probe its words."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(CountVectorizer(binary=True, token_pattern=WORD_PATTERN), LogisticRegression(max_iter=2000, random_state=seed))
+
+
 def telltale_words(texts: list[str], labels: np.ndarray, top: int = 10, min_share: float = 0.05) -> dict[str, list[dict[str, Any]]]:
     """The words whose share of texts differs most between the sources (log-odds of the shares, each word
     counted once a text), ``top`` for each side, among words in at least ``min_share`` of one source's texts.
@@ -129,11 +139,9 @@ def shortcut_probe(
         >>> result.auc  # doctest: +SKIP
         0.71
     """
-    from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, roc_auc_score
     from sklearn.model_selection import GroupKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
 
     from syneg.retrieval.encoder import DenseEncoder
     from syneg.synth.checks import words
@@ -153,16 +161,13 @@ def shortcut_probe(
 
     probabilities = cross_validated(embeddings)
     lengths = np.log1p([len(words(t)) for t in texts]).reshape(-1, 1)
-    # the vocabulary is learnt inside each fold, so no scored text lends the probe its words
-    bag_of_words = make_pipeline(CountVectorizer(binary=True, token_pattern=WORD_PATTERN),
-                                 LogisticRegression(max_iter=2000, random_state=seed))
     return ProbeResult(
         queries=queries,
         samples_per_source=per_source,
         auc=round(float(roc_auc_score(labels, probabilities)), 4),
         accuracy=round(float(accuracy_score(labels, probabilities > 0.5)), 4),
         length_auc=round(float(roc_auc_score(labels, cross_validated(lengths))), 4),
-        words_auc=_or_none(lambda: round(float(roc_auc_score(labels, cross_validated(np.array(texts, dtype=object), bag_of_words))), 4)),
+        words_auc=_or_none(lambda: round(float(roc_auc_score(labels, cross_validated(np.array(texts, dtype=object), words_probe(seed)))), 4)),
         telltale=_or_none(lambda: telltale_words(texts, labels)),
     )
 
