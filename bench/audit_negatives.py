@@ -34,9 +34,10 @@ from syneg.data import read_training_set
 LABELS = ("hard", "false", "off-topic", "broken")
 
 
-def sample(path: Path, n: int, seed: int, pairs: int | None = None) -> list[dict]:
-    """``n`` negatives drawn uniformly from every synthetic negative of a training-set file (its first ``pairs``)."""
-    instances = list(islice(read_training_set(path), pairs))
+def sample(path: Path, n: int, seed: int, pairs: int | None = None, first_pair: int = 0) -> list[dict]:
+    """``n`` negatives drawn uniformly from every synthetic negative of a training-set file (its pairs
+    ``first_pair`` to ``pairs``: a later audit reads only what an earlier one did not)."""
+    instances = list(islice(read_training_set(path), first_pair, pairs))
     negatives = [(instance, negative) for instance in instances for negative in instance.negatives
                  if negative.source == "synthetic"]
     drawn = random.Random(seed).sample(negatives, min(n, len(negatives)))
@@ -140,6 +141,8 @@ def main() -> None:
     draw.add_argument("--seed", type=int, default=0)
     draw.add_argument("--out", type=Path, required=True)
     draw.add_argument("--pairs", type=int, help="Only the file's first PAIRS pairs (a file that still grows).")
+    draw.add_argument("--first-pair", type=int, default=0,
+                      help="Skip the file's first pairs (those an earlier audit read), counted from 0.")
     draw.add_argument("--rejected", metavar="CHECK", help="Draw candidates rejected for this check alone (e.g. below_positive).")
     count = commands.add_parser("rates", help="Rates of the labels of a labels file")
     count.add_argument("labels", type=Path)
@@ -149,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "sample":
         rows = (sample_rejected(args.file, args.n, args.seed, args.rejected, args.pairs) if args.rejected
-                else sample(args.file, args.n, args.seed, args.pairs))
+                else sample(args.file, args.n, args.seed, args.pairs, args.first_pair))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
         print(f"{len(rows)} negatives drawn into {args.out}")

@@ -90,6 +90,11 @@ def scifact_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def nfcorpus_path() -> Path:
+    return shared_dataset("nfcorpus")
+
+
+@pytest.fixture(scope="session")
 def scifact_subset(scifact_path):
     """``scifact_subset(split, num_queries, num_other_docs)``: see :func:`real_subset`."""
     return lambda split, num_queries, num_other_docs: real_subset(scifact_path, split, num_queries, num_other_docs)

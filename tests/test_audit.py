@@ -23,6 +23,7 @@ def read(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize(("name", "arguments"), [
     ("scifact-v2-rule95", ["--rejected", "below_positive", "--pairs", "188", "--n", "40", "--seed", "0"]),
+    ("scifact-v3", ["--first-pair", "188", "--pairs", "266", "--n", "100", "--seed", "0"]),
 ])
 def test_a_committed_sample_is_drawn_again_by_its_command(tmp_path: Path, name: str, arguments: list[str]) -> None:
     out = tmp_path / "sample.jsonl"
@@ -31,7 +32,7 @@ def test_a_committed_sample_is_drawn_again_by_its_command(tmp_path: Path, name: 
     assert read(out) == read(AUDIT / f"{name}-sample.jsonl")
 
 
-@pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95"])
+@pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95", "scifact-v3"])
 def test_a_labels_file_labels_exactly_its_sample(name: str) -> None:
     sample = [row["id"] for row in read(AUDIT / f"{name}-sample.jsonl")]
     labels = read(AUDIT / f"{name}-labels.jsonl")

@@ -251,3 +251,46 @@ def test_no_real_abstract_looks_like_task_talk(scifact_path):
 
     corpus = load_beir(scifact_path, "test").corpus
     assert not [d.id for d in corpus.values() if TASK_WORDS.search(d.full_text) or degeneration(d.full_text).startswith("it starts")]
+
+
+def test_the_second_audits_broken_texts_are_rejected_and_its_hard_ones_pass():
+    """The second audit (bench/audit/scifact-v3-*, 54 negatives of pairs 189-266) found texts that talk
+    about themselves as the task's abstract ("This abstract provides a foundational overview", "[insert
+    references here]", "INTROducting the article") and a list of empty labels; the checks must now turn
+    each down, and still pass every text the reader found hard."""
+    audit = Path(__file__).parents[2] / "bench" / "audit"
+    texts = {r["id"]: r["negative"] for r in map(json.loads, (audit / "scifact-v3-sample.jsonl").read_text().splitlines())}
+    labels = [json.loads(line) for line in (audit / "scifact-v3-labels.jsonl").read_text().splitlines()]
+    task_talk = [label["id"] for label in labels if "talks about the task" in label["note"]]
+    empty_labels = [label["id"] for label in labels if "list of empty labels" in label["note"]]
+    hard = [label["id"] for label in labels if label["label"] == "hard"]
+    assert (len(task_talk), len(empty_labels), len(hard)) == (3, 1, 35)
+    for negative_id in task_talk:
+        assert is_echo(texts[negative_id]), negative_id
+    assert degeneration(texts[empty_labels[0]]).startswith("it lists labels with nothing after them")
+    for negative_id in hard:
+        assert not is_echo(texts[negative_id]) and not degeneration(texts[negative_id], texts[negative_id]), negative_id
+
+
+def test_invented_reference_lists_are_cut_from_real_answers():
+    """Accepted SciFact negatives that end in a reference list the model invented ("References: [1]
+    Journal of Public Health, 2016 ..."), which no abstract of the corpus has: as_passage cuts it, notes
+    it, and leaves a passage that ends a sentence."""
+    audit = Path(__file__).parents[2] / "bench" / "audit"
+    rows = [json.loads(line) for name in ("scifact-v2-sample.jsonl", "scifact-v3-sample.jsonl")
+            for line in (audit / name).read_text().splitlines()]
+    with_references = [row["negative"] for row in rows if "References:" in row["negative"]]
+    assert len(with_references) >= 5
+    for text in with_references:
+        passage, notes = as_passage(text)
+        assert "References" not in passage and any(note.startswith("reference list removed") for note in notes)
+        assert len(passage.split()) >= 40 and not degeneration(passage).startswith("it stops")
+
+
+def test_no_real_abstract_has_a_list_of_empty_labels_or_a_reference_list(scifact_path, nfcorpus_path):
+    from syneg.data import load_beir
+
+    for path in (scifact_path, nfcorpus_path):
+        corpus = load_beir(path, "test").corpus
+        assert not [d.id for d in corpus.values() if degeneration(d.full_text).startswith("it lists labels")]
+        assert not [d.id for d in corpus.values() if "reference list removed" in " ".join(as_passage(d.full_text)[1])]

@@ -71,9 +71,13 @@ ECHO_PHRASES = (
 # request ("An earlier attempt was rejected because ..."), the JSON template ("<the article's title>")
 # and the reflection ("why a reader could mistake it for the answer"). The audit of 100 new SciFact
 # negatives found 10 such texts; none of SciFact's 5,183 or NFCorpus's 3,633 abstracts matches.
+# The second audit (54 negatives of pairs 189-266) found the text talking about itself as the task's
+# abstract: "This abstract provides a foundational overview", "The abstract begins with a brief
+# background", "[insert references here]", "INTROducting the article"; no corpus abstract matches either.
 TASK_WORDS = re.compile(
     r"\battempts?\b[^.]{0,40}\breject|\breject\w*\b[^.]{0,20}\battempts?\b|\bfailed attempts?\b"
-    r"|\bplaceholder\b|\bcorrect answer\b|\bkey lines\b|\barticle'?s title\b",
+    r"|\bplaceholder\b|\bcorrect answer\b|\bkey lines\b|\barticle'?s title\b"
+    r"|\[insert\b|\bthis abstract\b|\bthe abstract (?:begins|provides|is|will)\b|\bintro\w*ing the article\b",
     re.IGNORECASE,
 )
 
@@ -189,6 +193,9 @@ _SENTENCE_END = re.compile(SENTENCE_FINAL + "$")
 # ", which is a placeholder for ...": the end of a sentence whose start the model left out (no abstract
 # of SciFact or NFCorpus starts with one of these).
 _FRAGMENT_START = re.compile(r"\s*[,;:.)\]]")
+# "The human quadriceps: The human femur: The human glute: The human thigh:": labels of a list the model
+# never filled in (second audit); no abstract of SciFact or NFCorpus has four labels in a row.
+_EMPTY_LABELS = re.compile(r"(?:(?:^|(?<=[.:]\s))[A-Z][\w\s()/-]{0,40}:\s+){4,}")
 
 
 def repeated_ngram_share(tokens: list[str], n: int = 4) -> float:
@@ -222,8 +229,8 @@ def degeneration(text: str, reference: str = "", max_repeated_ngrams: float = Ch
     """Why ``text`` is broken output rather than a passage, or an empty string if it is not.
 
     Repetition (a loop of words three times in a row, or more than ``max_repeated_ngrams`` of its
-    4-grams repeated), a truncated ending (no sentence-final punctuation), or characters of a script
-    that ``reference`` (the positive) does not use.
+    4-grams repeated), a truncated ending (no sentence-final punctuation), a list of labels with nothing
+    after them, or characters of a script that ``reference`` (the positive) does not use.
 
         >>> degeneration("Telomeres shorten with age. Telomerase restores them.")
         ''
@@ -231,6 +238,8 @@ def degeneration(text: str, reference: str = "", max_repeated_ngrams: float = Ch
         'it stops mid-sentence'
         >>> degeneration(", which is crucial. Telomeres shorten.")
         'it starts mid-sentence'
+        >>> degeneration("Muscles differ. Types: The quadriceps: The femur: The glute: The thigh: all studied.")
+        "it lists labels with nothing after them ('Types: The quadriceps: The femur: The gl')"
         >>> degeneration("Infant health matters for 婴儿 growth.")
         "it switches to another script ('婴')"
     """
@@ -245,6 +254,8 @@ def degeneration(text: str, reference: str = "", max_repeated_ngrams: float = Ch
         return "it stops mid-sentence"
     if _FRAGMENT_START.match(text):
         return "it starts mid-sentence"
+    if labels := _EMPTY_LABELS.search(text):
+        return f"it lists labels with nothing after them ({labels.group(0).strip()[:40]!r})"
     foreign = [c for c in _FOREIGN_SCRIPT.findall(text) if c not in reference]
     if foreign:
         return f"it switches to another script ({foreign[0]!r})"

@@ -23,6 +23,10 @@ REPEATED_SENTENCE_SHARE = 0.5
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")
 _MARKUP = re.compile(r"\*\*|__|^\s*#+\s*|`", re.MULTILINE)
 _LAST_SENTENCE_END = re.compile(".*" + SENTENCE_FINAL + r"(?=\s|$)", re.DOTALL)
+# A reference list ("References: [1] Nature, 2016 ..."): 10 of the first 198 accepted SciFact negatives end
+# with one, no abstract of the corpus has one, and the model invents it (or writes "[insert references
+# here]"): cut from its heading to the end.
+_REFERENCES = re.compile(r"\s*\bReferences?\s*:.*$|\s+References\s+(?=\[\d|[A-Z]\. ).*$", re.DOTALL)
 # Section labels inside an abstract, as structured corpus abstracts have them ("... CONTEXT High ...").
 _INLINE_LABELS = re.compile(r"\b(?:BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|CONTEXT|DESIGN|AIMS?|PURPOSE)\b")
 
@@ -40,13 +44,15 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
     """A model's title-and-abstract answer in the corpus's own form, with notes of what was changed.
 
     Corpus passages are ``title text`` in plain prose (:attr:`syneg.data.Document.full_text`), so
-    markdown, "Title:" / "Abstract:" labels and list markers, which only generated text has, are
-    removed; section labels are kept inline in capitals, as structured corpus abstracts have them, only
+    markdown, "Title:" / "Abstract:" labels, list markers and reference lists, which only generated text
+    has, are removed; section labels are kept inline in capitals, as structured corpus abstracts have them, only
     when ``keep_section_labels`` (the positive is structured too); an unfinished last sentence (the
     token budget ran out) is cut. Each change is noted, and the notes are kept in the negative's details.
 
         >>> as_passage("**Title:** Telomere length\\n\\nAbstract: Telomeres shorten. Cells then stop dividing and")
         ('Telomere length Telomeres shorten.', ['labels removed', 'markdown removed', 'unfinished sentence cut (5 words)'])
+        >>> as_passage("Telomere length. Telomeres shorten. References: [1] Nature, 2016, pp. 1-9.")
+        ('Telomere length. Telomeres shorten.', ['reference list removed (6 words)'])
         >>> as_passage("Telomere length\\nBACKGROUND\\nTelomeres shorten.\\n**Results:** They do.", keep_section_labels=True)[0]
         'Telomere length BACKGROUND Telomeres shorten. RESULTS They do.'
     """
@@ -73,6 +79,10 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
         notes.append("list markers removed")
         lines = [_LIST_MARKER.sub("", line) for line in lines]
     text = " ".join(" ".join(lines).split())
+    references = _REFERENCES.search(text)
+    if references and references.start() > 0:
+        notes.append(f"reference list removed ({len(references.group(0).split())} words)")
+        text = text[: references.start()]
     finished = _LAST_SENTENCE_END.match(text)
     if finished and finished.end() < len(text):
         cut = len(text[finished.end() :].split())

@@ -32,6 +32,10 @@ class PlainNegativeAnswer(BaseModel):
     negative: str
 
 
+# The longest title a reflection may give (the JSON grammar's cap); a title that reaches it was cut short.
+TITLE_MAX_CHARS = 150
+
+
 class Reflection(BaseModel):
     topic: str
     aspect: str
@@ -176,7 +180,7 @@ class CandidateWriter:
         # them into the text, and a new aspect is what most failures (on topic, leak, paraphrase) need.
         user = self.templates.render("reflect", query=pair.query, positive=pair.positive)
         properties = ({"topic": {"type": "string", "minLength": 3, "maxLength": 60}} | REFLECTION_PROPERTIES
-                      | {"title": {"type": "string", "minLength": 8, "maxLength": 150}})
+                      | {"title": {"type": "string", "minLength": 8, "maxLength": TITLE_MAX_CHARS}})
         schema = {"type": "object", "properties": properties, "required": ["topic", "aspect", "reasoning", "title"]}
         reflection, _ = await self.client.generate(
             ChatRequest.chat(system, user + follow_up, schema=schema, **(common | {"max_tokens": 150})), Reflection
@@ -201,6 +205,11 @@ class CandidateWriter:
         )
         # The reflection's fields may carry what an injection in the quoted texts asked for: quoted alike.
         title = quoted(reflection.title)[0].strip('"')
+        cut_title = len(reflection.title) >= TITLE_MAX_CHARS
+        if cut_title:
+            # The grammar closed the title at its cap, mid-word ("... is not a principal determin"), and the
+            # model copies a title into the text: keep its whole words only.
+            title = title.rsplit(" ", 1)[0].rstrip(" ,;:-")
         user = self.templates.render(
             "write",
             title=title,
@@ -220,4 +229,6 @@ class CandidateWriter:
             text = f"{title} {text}"  # the corpus's form: title, then text (Document.full_text)
         if sections > 1:
             notes.insert(0, f"asked for {sections} parts")
+        if cut_title:
+            notes.insert(0, "title cut to its whole words")
         return Candidate(text, reflection.aspect, reflection.reasoning, notes, reflection)
