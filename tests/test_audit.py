@@ -24,15 +24,20 @@ def read(path: Path) -> list[dict]:
 @pytest.mark.parametrize(("name", "arguments"), [
     ("scifact-v2-rule95", ["--rejected", "below_positive", "--pairs", "188", "--n", "40", "--seed", "0"]),
     ("scifact-v3", ["--first-pair", "188", "--pairs", "266", "--n", "100", "--seed", "0"]),
+    ("model-compare-0.5b", ["bench/out/model-compare/current-qwen2.5-0.5b/negatives.jsonl", "--n", "100", "--seed", "0"]),
+    ("model-compare-1.5b", ["bench/out/model-compare/current-qwen2.5-1.5b/negatives.jsonl", "--n", "100", "--seed", "0"]),
 ])
 def test_a_committed_sample_is_drawn_again_by_its_command(tmp_path: Path, name: str, arguments: list[str]) -> None:
     out = tmp_path / "sample.jsonl"
-    subprocess.run([sys.executable, str(SCRIPT), "sample", str(SYNTHETIC), *arguments, "--out", str(out)],
+    # The first argument names the file drawn from when it is not the SciFact run's.
+    source, arguments = (ROOT / arguments[0], arguments[1:]) if arguments[0].endswith(".jsonl") else (SYNTHETIC, arguments)
+    subprocess.run([sys.executable, str(SCRIPT), "sample", str(source), *arguments, "--out", str(out)],
                    check=True, capture_output=True, text=True)
     assert read(out) == read(AUDIT / f"{name}-sample.jsonl")
 
 
-@pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95", "scifact-v3"])
+@pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95", "scifact-v3",
+                                  "model-compare-0.5b", "model-compare-1.5b"])
 def test_a_labels_file_labels_exactly_its_sample(name: str) -> None:
     sample = [row["id"] for row in read(AUDIT / f"{name}-sample.jsonl")]
     labels = read(AUDIT / f"{name}-labels.jsonl")
