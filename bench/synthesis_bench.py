@@ -20,6 +20,10 @@ Usage::
     python bench/synthesis_bench.py --data ../shared/datasets/scifact --pairs 50 --out bench/out/synthesis-compare
     # two generators on the current tree instead of two revisions
     python bench/synthesis_bench.py --models qwen2.5-0.5b qwen2.5-1.5b --pairs 20 --out bench/out/model-compare
+    # the reflection's JSON under a grammar against the same JSON parsed from free text
+    python bench/synthesis_bench.py --grammar-compare --pairs 20 --out bench/out/grammar-compare
+    # the default checks against overrides (here: every reflection written out, as before the title check)
+    python bench/synthesis_bench.py --compare-checks max_title_ratio=100 --pairs 20 --out bench/out/title-compare
     # the shipped prompts against a folder of overrides (e.g. bench/prompts/register)
     python bench/synthesis_bench.py --prompts bench/prompts/register --pairs 20 --out bench/out/prompt-compare
     python bench/synthesis_bench.py --throughput-only --llama-server bench/out/llama-server/llama-server
@@ -54,7 +58,7 @@ import httpx
 from syneg.data import load_beir, read_training_set
 from syneg.llm import ChatRequest, LlamaCppBackend, OpenAICompatibleBackend, make_client
 from syneg.llm.models import resolve_gguf
-from syneg.synth import AttributeSet, Synthesizer, pairs_from_beir
+from syneg.synth import AttributeSet, CheckConfig, Synthesizer, pairs_from_beir
 from syneg.synth.prompts import PromptTemplates
 
 
@@ -90,9 +94,11 @@ def worker(args: argparse.Namespace) -> None:
     progress_path = out / "progress.json"
     progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {"cpu_seconds": 0.0, "wall_seconds": 0.0}
     pairs = pairs_from_beir(load_beir(args.data, split=args.split), limit=args.pairs)
-    client = make_client("llama.cpp", args.model, cache=out / "llm-cache.sqlite", n_threads=1)
+    client = make_client("llama.cpp", args.model, cache=out / "llm-cache.sqlite", n_threads=1, grammar=not args.no_grammar)
+    overrides = dict(item.split("=", 1) for item in args.checks)
     synthesizer = Synthesizer(client, attributes=AttributeSet.from_spec("scifact"), negatives_per_pair=1, max_rounds=2,
-                              seed=0, templates=PromptTemplates(args.prompts) if args.prompts else None)
+                              seed=0, templates=PromptTemplates(args.prompts) if args.prompts else None,
+                              checks=CheckConfig(**{key: float(value) for key, value in overrides.items()}))
     output = out / "negatives.jsonl"
     start = time.perf_counter()
     for begin in range(0, len(pairs), 2):
@@ -120,6 +126,8 @@ def worker(args: argparse.Namespace) -> None:
     summary = {
         "syneg": str(Path(sys.modules["syneg"].__file__).parent),
         "model": args.model,
+        "grammar": not args.no_grammar,
+        "checks": args.checks,
         "llama_cpp_level": level["level"],
         "llama_cpp_features": level["features"],
         "pairs": len(instances),
@@ -171,8 +179,17 @@ def baseline_source(revision: str, folder: Path) -> Path:
 
 def compare(args: argparse.Namespace) -> dict:
     """Run the baseline revision and the current tree side by side, then put their summaries together."""
+    grammar_off: set[str] = set()
+    checks: dict[str, list[str]] = {}
     if args.models:  # one tree, two generators
         versions = {f"current-{model}": (CURRENT_SRC, model, None) for model in args.models}
+    elif args.grammar_compare:  # one tree, JSON answers under a grammar against the same parsed from free text
+        versions = {"current": (CURRENT_SRC, args.model, None), "current-no-grammar": (CURRENT_SRC, args.model, None)}
+        grammar_off = {"current-no-grammar"}
+    elif args.compare_checks:  # one tree, the default checks against threshold overrides
+        name = "current-" + "-".join(item.replace("=", "") for item in args.compare_checks)
+        versions = {"current": (CURRENT_SRC, args.model, None), name: (CURRENT_SRC, args.model, None)}
+        checks = {name: args.compare_checks}
     elif args.prompts:  # one tree, the shipped prompts against a folder of overrides
         versions = {"current": (CURRENT_SRC, args.model, None), f"prompts-{args.prompts.name}": (CURRENT_SRC, args.model, args.prompts)}
     else:
@@ -184,6 +201,10 @@ def compare(args: argparse.Namespace) -> dict:
                    "--pairs", str(args.pairs), "--model", model, "--out", str(args.out / name)]
         if prompts:
             command += ["--prompts", str(prompts.resolve())]
+        if name in grammar_off:
+            command += ["--no-grammar"]
+        for item in checks.get(name, []):
+            command += ["--checks", item]
         if args.max_minutes:
             command += ["--max-minutes", str(args.max_minutes)]
         # The worker imports syneg from ``source``; one thread each, for torch as for llama.cpp.
@@ -337,6 +358,12 @@ def main() -> None:
     parser.add_argument("--prompts", type=Path, help="Compare the shipped prompts with this folder of overrides, on the current tree")
     parser.add_argument("--models", nargs=2, metavar="MODEL",
                         help="Compare two generators on the current tree instead of two revisions (e.g. qwen2.5-0.5b qwen2.5-1.5b)")
+    parser.add_argument("--grammar-compare", action="store_true",
+                        help="Compare JSON answers (the reflection) under a grammar with the same parsed from free text, on the current tree")
+    parser.add_argument("--no-grammar", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compare-checks", nargs="+", metavar="KEY=VALUE",
+                        help="Compare the default checks with these CheckConfig overrides (e.g. max_title_ratio=100), on the current tree")
+    parser.add_argument("--checks", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads of the throughput measurement")
     parser.add_argument("--in-flight", type=int, default=4)

@@ -65,12 +65,22 @@ def test_the_committed_scifact_cache_answers_every_request_of_its_first_pairs(tm
     assert stats["requests"] == 0 and stats["cache_hits"] >= 2 * count
     assert stats["rejected"] > 0  # the revision path was replayed too
     assert stats["failed_slots"] == sum(not instance.negatives for instance in expected)
-    assert [written(i) for i in replayed] == [written(i) for i in expected]
+    # A reflection the current code turns down by its title alone (max_title_ratio, added after these pairs
+    # were written) was, in the run, a passage the 95% rule turned down: the same revision request follows,
+    # so the same negatives come about, with that round recorded as a title instead of a passage.
+    title_rounds = [{r["round"] for n in i.negatives for r in n.details.get("rejected", []) if r.get("title_only")}
+                    for i in replayed]
+    for instance, rounds in zip(expected, title_rounds, strict=True):
+        assert all(not r["checks"]["below_positive"]["passed"]
+                   for n in instance.negatives for r in n.details.get("rejected", []) if r["round"] in rounds)
+    assert [written(i, rounds) for i, rounds in zip(replayed, title_rounds)] == [
+        written(i, rounds) for i, rounds in zip(expected, title_rounds)]
 
 
-def written(instance: TrainingInstance) -> list[dict[str, Any]]:
+def written(instance: TrainingInstance, skip_rounds: set[int] | frozenset[int] = frozenset()) -> list[dict[str, Any]]:
     """What the LLM's answers decide of an instance: each kept text and how it came about, without the
-    checks' values, whose last digits vary with the encoder's backend and threads."""
+    checks' values, whose last digits vary with the encoder's backend and threads, and without the
+    rejected rounds ``skip_rounds``."""
 
     def without_checks(value: Any) -> Any:
         if isinstance(value, dict):
@@ -79,4 +89,10 @@ def written(instance: TrainingInstance) -> list[dict[str, Any]]:
             return [without_checks(item) for item in value]
         return value
 
-    return [{"id": n.id, "text": n.text, "details": without_checks(n.details)} for n in instance.negatives]
+    def details(negative: Any) -> dict[str, Any]:
+        kept = dict(negative.details)
+        if "rejected" in kept:
+            kept["rejected"] = [r for r in kept["rejected"] if r["round"] not in skip_rounds]
+        return without_checks(kept)
+
+    return [{"id": n.id, "text": n.text, "details": details(n)} for n in instance.negatives]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from syneg.llm import ChatRequest, Completion, LLMClient
-from syneg.synth import AttributeSet, Pair, Synthesizer
+from syneg.synth import AttributeSet, CheckConfig, Pair, Synthesizer
 
 PAIR = Pair(
     "q1",
@@ -163,3 +163,43 @@ def test_a_title_cut_at_the_grammars_cap_keeps_its_whole_words_only():
     writer = CandidateWriter(LLMClient(backend), PromptTemplates(), "none", "two-step", max_tokens=400, temperature=0.7)
     candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
     assert candidate.text.startswith(whole + " ") and "title cut to its whole words" not in candidate.notes
+
+
+class TitlesBackend(ScriptedBackend):
+    """Answers each reflection with the next of ``titles``."""
+
+    def __init__(self, negatives: list[str], titles: list[str]) -> None:
+        super().__init__(negatives)
+        self.titles = list(titles)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        if "title" in (request.schema or {}).get("properties", {}):
+            self.prompts.append(request.messages[-1][1])
+            text = json.dumps({"topic": "caffeine", "aspect": "caffeine in drinks", "reasoning": "Same substance.",
+                               "title": self.titles.pop(0)})
+            return Completion(text=text, prompt_tokens=10, completion_tokens=10, latency=0.01)
+        return await super().complete(request)
+
+
+def test_a_reflection_whose_title_already_matches_the_query_is_not_written_out(tmp_path, encoder):
+    """A title that alone scores above max_title_ratio times the positive's query similarity foretells a
+    passage the 95% rule rejects: the passage is not asked for, and the next round reflects again."""
+    backend = TitlesBackend([GOOD], [PAIR.query, "Caffeine in drinks"])
+    synthesizer = Synthesizer(LLMClient(backend), attributes=AttributeSet(domain=["Pharmacology"]), max_rounds=1,
+                              encoder=encoder)
+    stats = synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
+    assert stats["title_rejections"] == 1 and stats["candidates"] == 1 and stats["accepted"] == 1, stats["check_failures"]
+    first_reflect, second_reflect, write = backend.prompts
+    assert "rejected because" in second_reflect and "matches the query as well as the answer" in second_reflect
+    assert "Caffeine in drinks" in write and PAIR.query not in write
+    details = json.loads((tmp_path / "out.jsonl").read_text())["neg_details"][0]
+    [rejected] = details["rejected"]
+    assert rejected["title_only"] is True and rejected["text"] == PAIR.query
+    check = rejected["checks"]["title_below_positive"]
+    assert check["passed"] is False and check["value"] > check["threshold"]
+    # With the check turned off (a large ratio) the first title is written out.
+    backend = TitlesBackend([GOOD, GOOD], [PAIR.query, "Caffeine in drinks"])
+    synthesizer = Synthesizer(LLMClient(backend), attributes=AttributeSet(domain=["Pharmacology"]), max_rounds=1,
+                              encoder=encoder, checks=CheckConfig(max_title_ratio=100.0))
+    stats = synthesizer.run([PAIR], tmp_path / "off.jsonl", show_progress=False)
+    assert stats["title_rejections"] == 0 and stats["candidates"] >= 1

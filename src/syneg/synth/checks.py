@@ -21,6 +21,9 @@ kept negative; failed ones become the reasons sent back to the LLM for a revisio
 - ``not_degenerate``: small models fall into repetition loops ("...a textbook would be a textbook
   would be..."), start or stop mid-sentence, or slip into another script (Qwen writes Chinese words into
   English text); such text is rejected (:func:`degeneration`).
+- ``title_below_positive`` (before the passage is written): the reflection's title alone scoring above
+  ``max_title_ratio`` times the positive's query similarity foretells a passage that fails
+  ``below_positive``; the passage is not asked for, which saves most of a candidate's cost.
 - ``not_echo``: small models asked for a negative often write about the task instead ("this passage
   does not answer the query..."), repeat their reasoning, or copy the instruction's own wording
   ("..., in the field of genetics, as a textbook would.") or the words of the revision request
@@ -134,6 +137,10 @@ class CheckConfig:
     # Added after the SciFact synthesis: 62 of its 298 negatives repeat four words of the write
     # instruction, a cue that only synthetic negatives have.
     instruction_echo_words: int = 4
+    # A reflection whose title alone scores above this many times the positive's query similarity is
+    # not written out: 94% of such passages failed the 95% rule in the SciFact run (BENCHMARKS.md,
+    # "The title tells"). A large value writes every reflection out.
+    max_title_ratio: float = 1.2
 
 
 def answer_leak(negative: str, answer_sentence: str, query: str) -> float:

@@ -55,6 +55,8 @@ class SynthesisStats:
     accepted: int = 0
     rejected: int = 0
     failed_slots: int = 0
+    # Reflections whose title alone scored too close to the query: no passage was asked for.
+    title_rejections: int = 0
     llm_errors: int = 0
     check_failures: Counter[str] = field(default_factory=Counter)
     rounds: Counter[int] = field(default_factory=Counter)
@@ -71,6 +73,7 @@ class SynthesisStats:
             "accepted": self.accepted,
             "rejected": self.rejected,
             "failed_slots": self.failed_slots,
+            "title_rejections": self.title_rejections,
             "llm_errors": self.llm_errors,
             "acceptance_rate": round(self.accepted / self.candidates, 4) if self.candidates else None,
             "check_failures": dict(self.check_failures),
@@ -189,6 +192,17 @@ class RevisionLoop:
         for round_number in range(self.max_rounds + 1):
             seed = self._seed(pair.query_id, pair.pos_id, slot, round_number)
             try:
+                if reflection is None and self.writer.reflection and self.writer.prompt_style == "two-step":
+                    reflection = await self.writer.reflect(context.shown, attributes, seed, follow_up)
+                    if title_check := self._title_too_close(context, reflection):
+                        self.stats.title_rejections += 1
+                        rejected.append({"round": round_number, "text": reflection.title, "aspect": reflection.aspect.strip(),
+                                         "reasoning": reflection.reasoning.strip(), "title_only": True,
+                                         "checks": {title_check.name: title_check.to_dict()}})
+                        reasons, previous = title_check.reason, reflection.title
+                        follow_up = "\n\n" + self.writer.templates.render("revise", reasons=reasons, previous=previous)
+                        reflection = None
+                        continue
                 candidate = await self.writer.write(context.shown, attributes, target_words, seed, follow_up, reflection, sections)
             except LLMError as error:
                 if error.fatal:
@@ -263,6 +277,17 @@ class RevisionLoop:
             results.append(CheckResult("llm_critique", float(answer.answers_query), 0.0, not answer.answers_query,
                                        f"it answers the query ({answer.reason})"))
         return {"answers_query": answer.answers_query, "reason": answer.reason}
+
+    def _title_too_close(self, context: PairContext, reflection: Reflection) -> CheckResult | None:
+        """The failed ``title_below_positive`` check when the reflection's title alone already matches the
+        query better than ``max_title_ratio`` times the positive does, else None."""
+        if not reflection.title.strip():
+            return None
+        similarity = float(self.encoder.encode_documents([reflection.title])[0] @ context.query_vector)
+        cap = self.checks.max_title_ratio * float(context.query_vector @ context.positive_vector)
+        if similarity <= cap:
+            return None
+        return CheckResult("title_below_positive", similarity, cap, False, "it matches the query as well as the answer does")
 
     def _answer_sentence(self, pair: Pair, query_vector: np.ndarray) -> str:
         # The first sentences only: a real passage's answer is among them, and a 100,000-character text of

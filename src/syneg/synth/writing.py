@@ -175,6 +175,12 @@ class CandidateWriter:
             reflection = await self._reflect(pair, system, follow_up, common)
         return await self._passage(pair, attributes, target_words, system, reflection, sections, common)
 
+    async def reflect(self, pair: Pair, attributes: dict[str, str], seed: int, follow_up: str) -> Reflection:
+        """The two-step prompt's first step alone, the very request :meth:`write` would send without a
+        ``reflection`` (same seed and parameters, so the same cache key); raises LLMError."""
+        common = {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": seed}
+        return await self._reflect(pair, self.system(attributes), follow_up, common)
+
     async def _reflect(self, pair: Pair, system: str, follow_up: str, common: dict[str, Any]) -> Reflection:
         # The revision reasons go to the reflection only: a small model shown them while writing copies
         # them into the text, and a new aspect is what most failures (on topic, leak, paraphrase) need.
