@@ -132,6 +132,57 @@ def restatement(sample_path: Path, labels_path: Path) -> dict:
     return report
 
 
+def cached_titles(cache: Path) -> set[str]:
+    """Every title the reflections of an LLM cache gave (its answers with a ``title`` field)."""
+    import sqlite3
+
+    titles = set()
+    with sqlite3.connect(f"file:{cache}?mode=ro", uri=True) as connection:
+        for (value,) in connection.execute("select value from completions"):
+            try:
+                title = json.loads(json.loads(value)["text"]).get("title")
+            except (ValueError, KeyError, AttributeError):
+                continue  # a passage (free text), or another kind of answer
+            if title:
+                titles.add(" ".join(title.split()))
+    return titles
+
+
+def title_foresight(path: Path, cache: Path, pairs: int | None = None,
+                    thresholds: tuple[float, ...] = (1.0, 1.1, 1.2, 1.3)) -> dict:
+    """Does a reflection's title alone foretell the 95% rule's verdict on the passage written from it?
+
+    For every candidate recorded in a synthesis output (accepted ones and the rounds rejected before
+    them), its title (the cached reflection's title the text starts with) is scored against the query
+    by the guide model, relative to the positive's score. Reported: how well that ratio separates the
+    passages the rule rejected (ROC AUC), and what skipping titles above each threshold would skip."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from syneg.retrieval.encoder import DenseEncoder
+
+    titles = sorted(cached_titles(cache), key=len, reverse=True)
+    rows = []  # (query, positive score, title, failed the rule, accepted)
+    for instance in islice(read_training_set(path), pairs):
+        for negative in instance.negatives:
+            candidates = [(negative.text, negative.details.get("checks", {}), True)]
+            candidates += [(r["text"], r.get("checks", {}), False) for r in negative.details.get("rejected", [])
+                           if not r.get("title_only")]
+            for text, checks, accepted in candidates:
+                verdict = checks.get("below_positive", {}).get("passed")
+                title = next((t for t in titles if text.startswith(t[:60])), None)
+                if verdict is not None and title:
+                    rows.append((instance.query, instance.pos_scores[0], title, not verdict, accepted))
+    encoder = DenseEncoder("all-MiniLM-L6-v2", backend="torch", show_progress=False)
+    similarity = (encoder.encode_queries([r[0] for r in rows]) * encoder.encode_documents([r[2] for r in rows])).sum(1)
+    ratio = similarity / np.array([r[1] for r in rows])
+    failed, accepted = np.array([r[3] for r in rows]), np.array([r[4] for r in rows])
+    return {"candidates": len(rows), "failed_the_rule": int(failed.sum()), "accepted": int(accepted.sum()),
+            "auc": round(float(roc_auc_score(failed, ratio)), 3),
+            "skipped_above": {str(t): {"skipped": int((ratio > t).sum()), "of_them_failed_the_rule": int(failed[ratio > t].sum()),
+                                       "accepted_lost": int(accepted[ratio > t].sum())} for t in thresholds}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -149,7 +200,14 @@ def main() -> None:
     overlap = commands.add_parser("restatement", help="How well a sentence that restates the claim flags false negatives")
     overlap.add_argument("sample", type=Path)
     overlap.add_argument("labels", type=Path)
+    foresight = commands.add_parser("titles", help="How well a reflection's title foretells the 95%% rule's verdict")
+    foresight.add_argument("file", type=Path)
+    foresight.add_argument("cache", type=Path)
+    foresight.add_argument("--pairs", type=int, help="Only the file's first PAIRS pairs (a file that still grows).")
     args = parser.parse_args()
+    if args.command == "titles":
+        print(json.dumps(title_foresight(args.file, args.cache, args.pairs), indent=2))
+        return
     if args.command == "sample":
         rows = (sample_rejected(args.file, args.n, args.seed, args.rejected, args.pairs) if args.rejected
                 else sample(args.file, args.n, args.seed, args.pairs, args.first_pair))
