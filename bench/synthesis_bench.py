@@ -95,10 +95,10 @@ def worker(args: argparse.Namespace) -> None:
     progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {"cpu_seconds": 0.0, "wall_seconds": 0.0}
     pairs = pairs_from_beir(load_beir(args.data, split=args.split), limit=args.pairs)
     client = make_client("llama.cpp", args.model, cache=out / "llm-cache.sqlite", n_threads=1, grammar=not args.no_grammar)
-    overrides = dict(item.split("=", 1) for item in args.checks)
+    overrides = {key: float(value) for key, value in (item.split("=", 1) for item in args.checks)}
     synthesizer = Synthesizer(client, attributes=AttributeSet.from_spec("scifact"), negatives_per_pair=1, max_rounds=2,
                               seed=0, templates=PromptTemplates(args.prompts) if args.prompts else None,
-                              checks=CheckConfig(**{key: float(value) for key, value in overrides.items()}))
+                              checks=CheckConfig(**overrides))
     output = out / "negatives.jsonl"
     start = time.perf_counter()
     for begin in range(0, len(pairs), 2):
@@ -179,32 +179,26 @@ def baseline_source(revision: str, folder: Path) -> Path:
 
 def compare(args: argparse.Namespace) -> dict:
     """Run the baseline revision and the current tree side by side, then put their summaries together."""
-    grammar_off: set[str] = set()
-    checks: dict[str, list[str]] = {}
+    # Each version: the syneg source its worker imports, and what its worker is told beyond the shared options.
+    model = ["--model", args.model]
     if args.models:  # one tree, two generators
-        versions = {f"current-{model}": (CURRENT_SRC, model, None) for model in args.models}
+        versions = {f"current-{name}": (CURRENT_SRC, ["--model", name]) for name in args.models}
     elif args.grammar_compare:  # one tree, JSON answers under a grammar against the same parsed from free text
-        versions = {"current": (CURRENT_SRC, args.model, None), "current-no-grammar": (CURRENT_SRC, args.model, None)}
-        grammar_off = {"current-no-grammar"}
+        versions = {"current": (CURRENT_SRC, model), "current-no-grammar": (CURRENT_SRC, [*model, "--no-grammar"])}
     elif args.compare_checks:  # one tree, the default checks against threshold overrides
         name = "current-" + "-".join(item.replace("=", "") for item in args.compare_checks)
-        versions = {"current": (CURRENT_SRC, args.model, None), name: (CURRENT_SRC, args.model, None)}
-        checks = {name: args.compare_checks}
+        versions = {"current": (CURRENT_SRC, model),
+                    name: (CURRENT_SRC, model + [arg for item in args.compare_checks for arg in ("--checks", item)])}
     elif args.prompts:  # one tree, the shipped prompts against a folder of overrides
-        versions = {"current": (CURRENT_SRC, args.model, None), f"prompts-{args.prompts.name}": (CURRENT_SRC, args.model, args.prompts)}
+        versions = {"current": (CURRENT_SRC, model),
+                    f"prompts-{args.prompts.name}": (CURRENT_SRC, [*model, "--prompts", str(args.prompts.resolve())])}
     else:
-        versions = {f"baseline-{args.baseline}": (baseline_source(args.baseline, args.out), args.model, None),
-                    "current": (CURRENT_SRC, args.model, None)}
+        versions = {f"baseline-{args.baseline}": (baseline_source(args.baseline, args.out), model),
+                    "current": (CURRENT_SRC, model)}
     processes = {}
-    for name, (source, model, prompts) in versions.items():
+    for name, (source, worker_args) in versions.items():
         command = [sys.executable, __file__, "--worker", "--data", str(args.data), "--split", args.split,
-                   "--pairs", str(args.pairs), "--model", model, "--out", str(args.out / name)]
-        if prompts:
-            command += ["--prompts", str(prompts.resolve())]
-        if name in grammar_off:
-            command += ["--no-grammar"]
-        for item in checks.get(name, []):
-            command += ["--checks", item]
+                   "--pairs", str(args.pairs), "--out", str(args.out / name), *worker_args]
         if args.max_minutes:
             command += ["--max-minutes", str(args.max_minutes)]
         # The worker imports syneg from ``source``; one thread each, for torch as for llama.cpp.

@@ -125,46 +125,6 @@ def test_a_text_of_the_wrong_length_is_rewritten_from_the_same_reflection_with_o
     assert "rejected" not in rewrite
 
 
-class LongTitleBackend(ScriptedBackend):
-    """Answers the reflection with a title the grammar closed at its cap, mid-word."""
-
-    def __init__(self, negatives: list[str], title: str) -> None:
-        super().__init__(negatives)
-        self.title = title
-
-    async def complete(self, request: ChatRequest) -> Completion:
-        if "title" in (request.schema or {}).get("properties", {}):
-            self.prompts.append(request.messages[-1][1])
-            text = json.dumps({"topic": "caffeine", "aspect": "caffeine in drinks", "reasoning": "Same substance.",
-                               "title": self.title})
-            return Completion(text=text, prompt_tokens=10, completion_tokens=10, latency=0.01)
-        return await super().complete(request)
-
-
-def test_a_title_cut_at_the_grammars_cap_keeps_its_whole_words_only():
-    import asyncio
-
-    from syneg.synth.prompts import PromptTemplates
-    from syneg.synth.writing import TITLE_MAX_CHARS, CandidateWriter
-
-    whole = "Caffeine content of coffee, tea, cocoa and soft drinks across brands, brewing methods and serving sizes in the"
-    title = (whole + " European markets and their main determinants")[:TITLE_MAX_CHARS]
-    assert len(title) == TITLE_MAX_CHARS and title.endswith(" determi")
-    backend = LongTitleBackend([GOOD], title)
-    writer = CandidateWriter(LLMClient(backend), PromptTemplates(), "none", "two-step", max_tokens=400, temperature=0.7)
-    attributes = {"domain": "Pharmacology", "difficulty": "expert", "length": "a short paragraph"}
-    candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
-    write = backend.prompts[-1]
-    assert "European markets and their main" in write and "determi" not in write
-    assert candidate.text.startswith(title.removesuffix(" determi") + " ") and "determi" not in candidate.text
-    assert candidate.notes[0] == "title cut to its whole words"
-    # A title under the cap is left whole.
-    backend = LongTitleBackend([GOOD], whole)
-    writer = CandidateWriter(LLMClient(backend), PromptTemplates(), "none", "two-step", max_tokens=400, temperature=0.7)
-    candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
-    assert candidate.text.startswith(whole + " ") and "title cut to its whole words" not in candidate.notes
-
-
 class TitlesBackend(ScriptedBackend):
     """Answers each reflection with the next of ``titles``."""
 
@@ -179,6 +139,30 @@ class TitlesBackend(ScriptedBackend):
                                "title": self.titles.pop(0)})
             return Completion(text=text, prompt_tokens=10, completion_tokens=10, latency=0.01)
         return await super().complete(request)
+
+
+def test_a_title_cut_at_the_grammars_cap_keeps_its_whole_words_only():
+    import asyncio
+
+    from syneg.synth.prompts import PromptTemplates
+    from syneg.synth.writing import TITLE_MAX_CHARS, CandidateWriter
+
+    whole = "Caffeine content of coffee, tea, cocoa and soft drinks across brands, brewing methods and serving sizes in the"
+    title = (whole + " European markets and their main determinants")[:TITLE_MAX_CHARS]
+    assert len(title) == TITLE_MAX_CHARS and title.endswith(" determi")
+    backend = TitlesBackend([GOOD], [title])
+    writer = CandidateWriter(LLMClient(backend), PromptTemplates(), "none", "two-step", max_tokens=400, temperature=0.7)
+    attributes = {"domain": "Pharmacology", "difficulty": "expert", "length": "a short paragraph"}
+    candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
+    write = backend.prompts[-1]
+    assert "European markets and their main" in write and "determi" not in write
+    assert candidate.text.startswith(title.removesuffix(" determi") + " ") and "determi" not in candidate.text
+    assert candidate.notes[0] == "title cut to its whole words"
+    # A title under the cap is left whole.
+    backend = TitlesBackend([GOOD], [whole])
+    writer = CandidateWriter(LLMClient(backend), PromptTemplates(), "none", "two-step", max_tokens=400, temperature=0.7)
+    candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
+    assert candidate.text.startswith(whole + " ") and "title cut to its whole words" not in candidate.notes
 
 
 def test_a_reflection_whose_title_already_matches_the_query_is_not_written_out(tmp_path, encoder):

@@ -269,6 +269,22 @@ def degeneration(text: str, reference: str = "", max_repeated_ngrams: float = Ch
     return ""
 
 
+# The revision reason of ``below_positive`` and of ``title_below_positive`` alike: a round turned down by its
+# title sends the very revision request its passage would have (so replays of older runs stay in the cache).
+BELOW_POSITIVE_REASON = "it matches the query as well as the answer does"
+
+
+def title_below_positive(title_similarity: float, positive_score: float, config: CheckConfig) -> CheckResult:
+    """The check of a reflection's title before its passage is written: at most ``max_title_ratio`` times
+    the positive's query similarity.
+
+        >>> title_below_positive(0.5, 0.4, CheckConfig()).passed, title_below_positive(0.47, 0.4, CheckConfig()).passed
+        (False, True)
+    """
+    cap = config.max_title_ratio * positive_score
+    return CheckResult("title_below_positive", title_similarity, cap, title_similarity <= cap, BELOW_POSITIVE_REASON)
+
+
 def similarity_window(positive_score: float, config: CheckConfig) -> tuple[float, float]:
     """The query similarities a negative may have: at least ``on_topic``'s floor, at most ``below_positive``'s cap.
 
@@ -322,8 +338,7 @@ def run_checks(
         CheckResult("not_paraphrase", positive_similarity, config.max_positive_similarity,
                     positive_similarity <= config.max_positive_similarity,
                     "it repeats the passage that answers the query"),
-        CheckResult("below_positive", query_similarity, ratio_cap, query_similarity <= ratio_cap,
-                    "it matches the query as well as the answer does"),
+        CheckResult("below_positive", query_similarity, ratio_cap, query_similarity <= ratio_cap, BELOW_POSITIVE_REASON),
         CheckResult("no_answer_leak", leak, config.max_answer_leak, leak <= config.max_answer_leak,
                     "it copies the answer's wording"),
         CheckResult("not_duplicate", duplicate, config.max_duplicate_similarity, duplicate <= config.max_duplicate_similarity,

@@ -20,7 +20,15 @@ from pydantic import BaseModel
 from syneg.data import Negative, TrainingInstance
 from syneg.llm import ChatRequest, LLMClient, LLMError
 from syneg.synth.attributes import AttributeSet
-from syneg.synth.checks import CheckConfig, CheckResult, run_checks, sentences, similarity_window, words
+from syneg.synth.checks import (
+    CheckConfig,
+    CheckResult,
+    run_checks,
+    sentences,
+    similarity_window,
+    title_below_positive,
+    words,
+)
 from syneg.synth.options import Ablation, Critique
 from syneg.synth.pairs import Pair
 from syneg.synth.prompts import quoted
@@ -194,13 +202,13 @@ class RevisionLoop:
             try:
                 if reflection is None and self.writer.reflection and self.writer.prompt_style == "two-step":
                     reflection = await self.writer.reflect(context.shown, attributes, seed, follow_up)
-                    if title_check := self._title_too_close(context, reflection):
+                    title_check = self._title_check(context, reflection)
+                    if title_check is not None and not title_check.passed:
                         self.stats.title_rejections += 1
                         rejected.append({"round": round_number, "text": reflection.title, "aspect": reflection.aspect.strip(),
                                          "reasoning": reflection.reasoning.strip(), "title_only": True,
                                          "checks": {title_check.name: title_check.to_dict()}})
-                        reasons, previous = title_check.reason, reflection.title
-                        follow_up = "\n\n" + self.writer.templates.render("revise", reasons=reasons, previous=previous)
+                        follow_up = self._revision_request(title_check.reason, reflection.title)
                         reflection = None
                         continue
                 candidate = await self.writer.write(context.shown, attributes, target_words, seed, follow_up, reflection, sections)
@@ -248,8 +256,7 @@ class RevisionLoop:
                 continue
             reflection = None
             reasons = "; ".join(r.reason for r in failed if r.name not in REWRITE_ONLY_FAILURES) or failed[0].reason
-            previous = " ".join(text.split()[:60])
-            follow_up = "\n\n" + self.writer.templates.render("revise", reasons=reasons, previous=previous)
+            follow_up = self._revision_request(reasons, text)
         self.stats.failed_slots += 1
         return None
 
@@ -278,16 +285,16 @@ class RevisionLoop:
                                        f"it answers the query ({answer.reason})"))
         return {"answers_query": answer.answers_query, "reason": answer.reason}
 
-    def _title_too_close(self, context: PairContext, reflection: Reflection) -> CheckResult | None:
-        """The failed ``title_below_positive`` check when the reflection's title alone already matches the
-        query better than ``max_title_ratio`` times the positive does, else None."""
+    def _title_check(self, context: PairContext, reflection: Reflection) -> CheckResult | None:
+        """``title_below_positive`` on the reflection's title; None when it gave no title."""
         if not reflection.title.strip():
             return None
         similarity = float(self.encoder.encode_documents([reflection.title])[0] @ context.query_vector)
-        cap = self.checks.max_title_ratio * float(context.query_vector @ context.positive_vector)
-        if similarity <= cap:
-            return None
-        return CheckResult("title_below_positive", similarity, cap, False, "it matches the query as well as the answer does")
+        return title_below_positive(similarity, float(context.query_vector @ context.positive_vector), self.checks)
+
+    def _revision_request(self, reasons: str, previous: str) -> str:
+        """What the next reflection is asked after a rejected round: the reasons and the start of what failed."""
+        return "\n\n" + self.writer.templates.render("revise", reasons=reasons, previous=" ".join(previous.split()[:60]))
 
     def _answer_sentence(self, pair: Pair, query_vector: np.ndarray) -> str:
         # The first sentences only: a real passage's answer is among them, and a 100,000-character text of
