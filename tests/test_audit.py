@@ -14,7 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 AUDIT = ROOT / "bench" / "audit"
 SCRIPT = ROOT / "bench" / "audit_negatives.py"
-SYNTHETIC = ROOT / "bench" / "experiments" / "scifact-all-synthetic.jsonl"
+# The SciFact run's first 266 pairs as the audits read them: the run was later written again under newer
+# checks (BENCHMARKS.md, "The first pairs under today's checks"), which changed some of their negatives.
+SYNTHETIC = AUDIT / "scifact-all-synthetic-as-audited.jsonl"
 
 
 def read(path: Path) -> list[dict]:
