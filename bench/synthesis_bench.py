@@ -93,12 +93,19 @@ def worker(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     progress_path = out / "progress.json"
     progress = json.loads(progress_path.read_text()) if progress_path.is_file() else {"cpu_seconds": 0.0, "wall_seconds": 0.0}
-    pairs = pairs_from_beir(load_beir(args.data, split=args.split), limit=args.pairs)
+    dataset = load_beir(args.data, split=args.split)
+    pairs = pairs_from_beir(dataset, limit=args.pairs)
     client = make_client("llama.cpp", args.model, cache=out / "llm-cache.sqlite", n_threads=1, grammar=not args.no_grammar)
     overrides = {key: float(value) for key, value in (item.split("=", 1) for item in args.checks)}
+    templates = PromptTemplates(args.prompts) if args.prompts else None
+    # A write template that quotes $example gets texts of the corpus (only the current tree has such templates).
+    examples = {}
+    if templates is not None and "example" in templates.placeholders("write"):
+        from syneg.synth.pairs import style_examples
+
+        examples = {"style_examples": style_examples(dataset)}
     synthesizer = Synthesizer(client, attributes=AttributeSet.from_spec("scifact"), negatives_per_pair=1, max_rounds=2,
-                              seed=0, templates=PromptTemplates(args.prompts) if args.prompts else None,
-                              checks=CheckConfig(**overrides))
+                              seed=0, templates=templates, checks=CheckConfig(**overrides), **examples)
     output = out / "negatives.jsonl"
     start = time.perf_counter()
     for begin in range(0, len(pairs), 2):
@@ -144,8 +151,27 @@ def worker(args: argparse.Namespace) -> None:
         "completion_tokens": progress.get("completion_tokens", 0),
         "completion_tokens_per_cpu_second": round(progress.get("completion_tokens", 0) / cpu, 2) if cpu else None,
         "words_auc_against_positives": register,
+        "copies_a_corpus_text": copied_from_corpus([n.text for i in instances for n in i.negatives], dataset),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+COPY_RUN_WORDS = 8
+
+
+def copied_from_corpus(negatives: list[str], dataset) -> int | None:
+    """Accepted negatives that share a run of ``COPY_RUN_WORDS`` words with a text of the style-example pool
+    (``syneg.synth.pairs.style_examples``): what a ``$example`` prompt's model copied rather than imitated.
+    For a version whose prompts show no example the count is the chance level of the same measure; None for
+    a revision that predates the pool."""
+    try:
+        from syneg.synth.checks import ngrams, words
+        from syneg.synth.pairs import style_examples
+    except ImportError:
+        return None
+
+    pool = {gram for text in style_examples(dataset) for gram in ngrams(words(text), COPY_RUN_WORDS)}
+    return sum(bool(pool.intersection(ngrams(words(text), COPY_RUN_WORDS))) for text in negatives)
 
 
 def register_probe(negatives: list[str], positives: list[str]) -> float | None:
@@ -227,7 +253,8 @@ def print_table(results: dict) -> None:
             ("CPU s per length-matched", "cpu_seconds_per_length_matched"), ("mean words, accepted", "mean_words_accepted"),
             ("mean length ratio, accepted", "mean_length_ratio_accepted"),
             ("completion tokens per CPU s", "completion_tokens_per_cpu_second"),
-            ("words probe AUC, accepted against their positives", "words_auc_against_positives")]
+            ("words probe AUC, accepted against their positives", "words_auc_against_positives"),
+            (f"accepted sharing a {COPY_RUN_WORDS}-word run with a corpus text of the example pool", "copies_a_corpus_text")]
     names = list(results["versions"])
     print(f"\nCPU: {results['cpu']}; {results['pairs']} SciFact train pairs\n")
     print("| measure | " + " | ".join(names) + " |")

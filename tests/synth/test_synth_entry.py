@@ -10,7 +10,8 @@ import yaml
 import syneg
 from syneg.llm import ChatRequest, Completion, LLMClient
 from syneg.pipeline import RunConfig, run
-from syneg.synth import AttributeSet, attribute_file, example_path
+from syneg.synth import AttributeSet, attribute_file, example_path, pairs_from_beir
+from syneg.synth.options import SynthesizeOptions
 
 PASSAGE = ("Tidal ranges differ between coasts because of the shape of the basin and the width of the shelf, so that "
            "some bays see tides of several metres while enclosed seas barely change their level during the day at all.")
@@ -102,3 +103,35 @@ def test_shipped_attribute_names_come_first_and_paths_are_read_from_the_configs_
     assert AttributeSet.from_spec(configured.attributes).domain == ["Geology"]
     assert RunConfig.load(experiment / "demo.yaml").synthesize.attributes == "demo"
     assert AttributeSet.from_spec("exp/attributes/mine.yaml").domain == ["Geology"]
+
+
+def test_a_write_template_quoting_example_gets_texts_of_the_corpus(tmp_path, demo_train, encoder):
+    """``$example`` in a write template: each passage prompt quotes a text of the corpus (never the pair's
+    positive), the same one whenever that candidate is asked again; without a corpus it is one clear error."""
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "write.txt").write_text('In the style of: $example\nWrite "$title", on $aspect.$attributes\n$layout')
+    backend = DomainsThenPassages()
+    options = SynthesizeOptions(attributes="demo", prompts=prompts, max_rounds=3)
+    syneg.synthesize(demo_train, tmp_path / "a.jsonl", options, limit=1, client=LLMClient(backend), encoder=encoder,
+                     show_progress=False)
+    writes = [p for p in backend.prompts if "In the style of:" in p]
+    assert writes
+    corpus = {" ".join(d.full_text.split()[:20]) for d in demo_train.corpus.values()}
+    [pair] = pairs_from_beir(demo_train, limit=1)
+    shown = [" ".join(p.split("In the style of: ", 1)[1].split()[:20]) for p in writes]
+    assert all(text in corpus for text in shown) and " ".join(pair.positive.split()[:20]) not in shown
+    again = DomainsThenPassages()
+    syneg.synthesize(demo_train, tmp_path / "b.jsonl", options, limit=1, client=LLMClient(again), encoder=encoder,
+                     show_progress=False)
+    assert [p for p in again.prompts if "In the style of:" in p] == writes  # the same requests: the cache answers them
+
+    syneg.synthesize(demo_train, tmp_path / "pairs.jsonl", options, limit=1, client=LLMClient(DomainsThenPassages()),
+                     encoder=encoder, show_progress=False)
+    try:
+        syneg.synthesize(tmp_path / "pairs.jsonl", tmp_path / "c.jsonl", options, client=LLMClient(DomainsThenPassages()),
+                         encoder=encoder, show_progress=False)
+    except syneg.DataError as error:
+        assert "write.txt quotes $example" in str(error)
+    else:
+        raise AssertionError("a training-set file has no corpus to quote")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,3 +38,10 @@ def pairs_from_training_set(path: str | Path, limit: int | None = None) -> list[
             if limit is not None and len(pairs) >= limit:
                 return pairs
     return pairs
+
+
+def style_examples(dataset: BeirDataset, size: int = 256, seed: int = 0) -> list[str]:
+    """Texts of the corpus, drawn with ``seed``, that a write template's ``$example`` shows as a model of the
+    collection's style (see :meth:`syneg.synth.writing.CandidateWriter.style_example`)."""
+    ids = sorted(dataset.corpus)
+    return [dataset.corpus[i].full_text for i in random.Random(seed).sample(ids, min(size, len(ids)))]

@@ -6,7 +6,8 @@ The shipped templates live in ``syneg/synth/prompts/*.txt`` and use ``$name`` pl
 
 Templates: ``system`` (the expert role, with ``$domain``), ``system_plain`` (no attributes),
 ``reflect`` (``$query``, ``$positive``: the topic, aspect and reasoning) and ``write`` (``$aspect``,
-``$topic``, ``$attributes``, and ``$subject``, the query: the text) for the two-step prompt, ``generate`` (``$query``,
+``$topic``, ``$attributes``, ``$subject``, the query: the text, and ``$example``, another text of the
+collection as a model of its style, which the shipped template leaves out) for the two-step prompt, ``generate`` (``$query``,
 ``$positive``, ``$attributes``) for the single-call prompt, ``generate_plain`` (no reasoning: the
 paper's "without attributes and reflection" ablation), ``revise`` (``$reasons``; ``$previous``, the rejected text, is available too, but small models copy
 it back verbatim, so the shipped template leaves it out),
@@ -106,6 +107,14 @@ class PromptTemplates:
     def render(self, name: str, **values: str) -> str:
         """Fill a template; a placeholder missing from ``values`` raises ``KeyError`` naming it."""
         return self.templates[name].substitute(values)
+
+    def placeholders(self, name: str) -> set[str]:
+        """The ``$names`` a template quotes.
+
+            >>> sorted(PromptTemplates().placeholders("revise"))
+            ['reasons']
+        """
+        return set(self.templates[name].get_identifiers())
 
     def fixed_pieces(self, name: str) -> list[str]:
         """A template's own wording: the text between its placeholders (what an echo check looks for).

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -73,6 +73,8 @@ class Synthesizer:
             aspect; ``single`` asks for reasoning and text in one JSON answer, as the paper's prompt
             does. Small models given the single prompt write about the task instead of the topic
             (0 of 6 candidates accepted with Qwen2.5-0.5B on the demo), hence the two-step default.
+        style_examples: Texts of the collection for a write template that quotes ``$example`` (one per
+            candidate, as a model of the corpus's style); required by such a template, unused otherwise.
 
     Example::
 
@@ -102,6 +104,7 @@ class Synthesizer:
         concurrency: int = 1,
         templates: PromptTemplates | None = None,
         prompt_style: PromptStyle = SYNTHESIZE.prompt_style,
+        style_examples: Sequence[str] = (),
     ) -> None:
         for name, value, choices in (("ablation", ablation, Ablation), ("critique mode", critique, Critique),
                                      ("prompt style", prompt_style, PromptStyle)):
@@ -110,7 +113,8 @@ class Synthesizer:
         self.client = client
         self.concurrency = concurrency
         self.templates = templates or PromptTemplates()
-        self.writer = CandidateWriter(client, self.templates, ablation, prompt_style, max_tokens, temperature)
+        self.writer = CandidateWriter(client, self.templates, ablation, prompt_style, max_tokens, temperature,
+                                      style_examples)
         self.loop = RevisionLoop(
             client,
             self.writer,

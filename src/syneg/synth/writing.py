@@ -10,6 +10,8 @@ corpus's form (:func:`syneg.synth.passages.as_passage`).
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -112,9 +114,13 @@ class CandidateWriter:
         prompt_style: PromptStyle,
         max_tokens: int,
         temperature: float,
+        style_examples: Sequence[str] = (),
     ) -> None:
+        if "example" in templates.placeholders("write") and not style_examples:
+            raise ValueError("the write template quotes $example, a text of the collection: pass style_examples")
         self.client = client
         self.templates = templates
+        self.style_examples = [quoted(text)[0] for text in style_examples]
         self.use_attributes = ablation == "none"
         self.reflection = ablation != "no-attributes-no-reflection"
         self.prompt_style = prompt_style
@@ -129,6 +135,18 @@ class CandidateWriter:
             f"{name.capitalize()}: {value}." for name, value in attributes.items() if name not in ("domain", "difficulty", "length")
         ]
         return " " + " ".join(described)
+
+    def style_example(self, pair: Pair, seed: int) -> str:
+        """The text of the collection a write template's ``$example`` quotes for this candidate: the same
+        one whenever the candidate is asked again (a stable hash, so the cache key stays), never the positive."""
+        if not self.style_examples:
+            return ""
+        start = zlib.crc32(f"{pair.query_id}\t{pair.pos_id}\t{seed}".encode())
+        for step in range(len(self.style_examples)):
+            example = self.style_examples[(start + step) % len(self.style_examples)]
+            if example != pair.positive:
+                return example
+        return ""
 
     def system(self, attributes: dict[str, str]) -> str:
         if self.use_attributes:
@@ -224,6 +242,7 @@ class CandidateWriter:
             subject=pair.query,
             attributes=self.attribute_text(attributes, target_words),
             layout=layout,
+            example=self.style_example(pair, common["seed"]),
         )
         # Free text, not JSON: the passage is long, and a grammar would cost more than the model per token.
         budget = int(TOKENS_PER_WORD * max(target_words, WORDS_PER_SECTION * sections)) + 40
