@@ -26,6 +26,8 @@ def read(path: Path) -> list[dict]:
 @pytest.mark.parametrize(("name", "arguments"), [
     ("scifact-v2-rule95", ["--rejected", "below_positive", "--pairs", "188", "--n", "40", "--seed", "0"]),
     ("scifact-v3", ["--first-pair", "188", "--pairs", "266", "--n", "100", "--seed", "0"]),
+    ("scifact-v4", ["bench/experiments/scifact-all-synthetic.jsonl", "--first-pair", "246", "--pairs", "354", "--n", "60",
+                    "--seed", "0"]),
     ("model-compare-0.5b", ["bench/out/model-compare/current-qwen2.5-0.5b/negatives.jsonl", "--n", "100", "--seed", "0"]),
     ("model-compare-1.5b", ["bench/out/model-compare/current-qwen2.5-1.5b/negatives.jsonl", "--n", "100", "--seed", "0"]),
 ])
@@ -38,7 +40,7 @@ def test_a_committed_sample_is_drawn_again_by_its_command(tmp_path: Path, name: 
     assert read(out) == read(AUDIT / f"{name}-sample.jsonl")
 
 
-@pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95", "scifact-v3",
+@pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95", "scifact-v3", "scifact-v4",
                                   "model-compare-0.5b", "model-compare-1.5b"])
 def test_a_labels_file_labels_exactly_its_sample(name: str) -> None:
     sample = [row["id"] for row in read(AUDIT / f"{name}-sample.jsonl")]

@@ -294,3 +294,38 @@ def test_no_real_abstract_has_a_list_of_empty_labels_or_a_reference_list(scifact
         corpus = load_beir(path, "test").corpus
         assert not [d.id for d in corpus.values() if degeneration(d.full_text).startswith("it lists labels")]
         assert not [d.id for d in corpus.values() if "reference list removed" in " ".join(as_passage(d.full_text)[1])]
+
+
+def test_the_third_audits_broken_texts_are_rejected_or_repaired_and_its_hard_ones_pass():
+    """The third audit (bench/audit/scifact-v4-*, 60 negatives of pairs 247-354) found texts describing their
+    own parts or themselves ("METHODS This section includes ...", "Note: This is a simplified example of the
+    abstract", "The Task of the Abstract", "References No additional references are provided") and a
+    reference list under a dash ("References - [1] S. T. Schmidt, ..."); the checks must now turn the first
+    down and as_passage cut the second, and every text the reader found hard must still pass."""
+    audit = Path(__file__).parents[2] / "bench" / "audit"
+    texts = {r["id"]: r["negative"] for r in map(json.loads, (audit / "scifact-v4-sample.jsonl").read_text().splitlines())}
+    labels = {r["id"]: r for r in map(json.loads, (audit / "scifact-v4-labels.jsonl").read_text().splitlines())}
+    talking_about_themselves = ["syn-493e74d18a45b37a", "syn-226a4c5d8c63afec", "syn-ae00d226361169ee", "syn-3307a77bf4f8a9cf"]
+    with_references = ["syn-59ce41e32356bae1", "syn-ae00d226361169ee"]
+    for negative_id in talking_about_themselves + with_references:
+        assert labels[negative_id]["label"] == "broken", negative_id
+    for negative_id in talking_about_themselves:
+        assert is_echo(texts[negative_id]), negative_id
+    for negative_id in with_references:
+        passage, notes = as_passage(texts[negative_id])
+        assert "References" not in passage and any(note.startswith("reference list removed") for note in notes), negative_id
+    hard = [negative_id for negative_id, label in labels.items() if label["label"] == "hard"]
+    assert len(hard) == 35
+    for negative_id in hard:
+        text = texts[negative_id]
+        assert not is_echo(text) and not degeneration(text, text), negative_id
+        assert not any(note.startswith("reference list removed") for note in as_passage(text)[1]), negative_id
+
+
+def test_a_capitalized_word_that_opens_a_sentence_is_not_taken_for_a_section_label():
+    """"Results indicate that ..." is a sentence, not a label: stripping "Results" left ". indicate that"
+    in three accepted SciFact negatives (bench/audit/scifact-v4-labels.jsonl)."""
+    raw = "Title\nBackground\nWFS1 is a protein.\nResults indicate that WFS1 binds AC8.\nConclusions: It does."
+    assert as_passage(raw)[0] == "Title WFS1 is a protein. Results indicate that WFS1 binds AC8. It does."
+    assert as_passage(raw, keep_section_labels=True)[0] == (
+        "Title BACKGROUND WFS1 is a protein. Results indicate that WFS1 binds AC8. CONCLUSIONS It does.")

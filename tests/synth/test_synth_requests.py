@@ -79,8 +79,8 @@ def test_the_committed_scifact_cache_answers_every_request_of_its_first_pairs(tm
 
 def written(instance: TrainingInstance, skip_rounds: set[int] | frozenset[int] = frozenset()) -> list[dict[str, Any]]:
     """What the LLM's answers decide of an instance: each kept text and how it came about, without the
-    checks' values, whose last digits vary with the encoder's backend and threads, and without the
-    rejected rounds ``skip_rounds``."""
+    checks' values, whose last digits vary with the encoder's backend and threads, without the rejected
+    rounds ``skip_rounds`` and without the rejected texts."""
 
     def without_checks(value: Any) -> Any:
         if isinstance(value, dict):
@@ -92,7 +92,10 @@ def written(instance: TrainingInstance, skip_rounds: set[int] | frozenset[int] =
     def details(negative: Any) -> dict[str, Any]:
         kept = dict(negative.details)
         if "rejected" in kept:
-            kept["rejected"] = [r for r in kept["rejected"] if r["round"] not in skip_rounds]
+            # A rejected round's text is recorded as the day's repairs (as_passage) left it, and a later repair
+            # may shorten it (a reference list cut); its round, aspect and reasoning, the requests that led to
+            # it, must replay.
+            kept["rejected"] = [{k: v for k, v in r.items() if k != "text"} for r in kept["rejected"] if r["round"] not in skip_rounds]
         return without_checks(kept)
 
     return [{"id": n.id, "text": n.text, "details": details(n)} for n in instance.negatives]

@@ -187,3 +187,22 @@ def test_a_reflection_whose_title_already_matches_the_query_is_not_written_out(t
                               encoder=encoder, checks=CheckConfig(max_title_ratio=100.0))
     stats = synthesizer.run([PAIR], tmp_path / "off.jsonl", show_progress=False)
     assert stats["title_rejections"] == 0 and stats["candidates"] >= 1
+
+
+def test_a_title_cut_at_the_cap_does_not_end_on_a_word_that_leaves_it_hanging():
+    """The third audit read a title cut at the cap that ended "... the prioritisation process of patients with"."""
+    import asyncio
+
+    from syneg.synth.prompts import PromptTemplates
+    from syneg.synth.writing import TITLE_MAX_CHARS, CandidateWriter
+
+    kept = ("The effectiveness and cost effectiveness of using information from circulating biomarkers to inform the "
+            "prioritisation process of patients")
+    hanging = kept + " with the"
+    title = f"{hanging} {'corona'[: TITLE_MAX_CHARS - len(hanging) - 1]}"  # the grammar stops mid-word at the cap
+    assert len(title) == TITLE_MAX_CHARS
+    backend = TitlesBackend([GOOD], [title])
+    writer = CandidateWriter(LLMClient(backend), PromptTemplates(), "none", "two-step", max_tokens=400, temperature=0.7)
+    attributes = {"domain": "Pharmacology", "difficulty": "expert", "length": "a short paragraph"}
+    candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
+    assert candidate.text.startswith(kept + " " + GOOD[:10])

@@ -10,9 +10,11 @@ import re
 
 from syneg.synth.checks import SENTENCE_FINAL, ngrams, sentences, words
 
+# A label in capitals, or capitalized and not followed by a lower-case word: "Results indicate that ..." is
+# the sentence's subject, and taking it for a label left ". indicate that ..." in three accepted negatives.
 _SECTION_LABEL = re.compile(
-    r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|Background|Objectives?|Methods?|"
-    r"Results?|Conclusions?)\s*(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?\s*"
+    r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|(?:Background|Objectives?|Methods?|"
+    r"Results?|Conclusions?)(?!\s*[a-z]))\s*(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?\s*"
 )
 _LABEL = re.compile(r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:title|abstract|summary)\s*(?:\*\*|__)?\s*[:.-]\s*", re.IGNORECASE)
 # "Part 2: Conclusions": the model numbers the parts the prompt asks for, which no corpus abstract does.
@@ -26,7 +28,9 @@ _LAST_SENTENCE_END = re.compile(".*" + SENTENCE_FINAL + r"(?=\s|$)", re.DOTALL)
 # A reference list ("References: [1] Nature, 2016 ..."): 10 of the first 198 accepted SciFact negatives end
 # with one, no abstract of the corpus has one, and the model invents it (or writes "[insert references
 # here]"): cut from its heading to the end.
-_REFERENCES = re.compile(r"\s*\bReferences?\s*:.*$|\s+References\s+(?=\[\d|[A-Z]\. ).*$", re.DOTALL)
+# The third audit found "References - [1] S. T. Schmidt, ..." and "References No additional references are
+# provided": a "References" that opens a sentence, then a capital or "[1]", is a heading.
+_REFERENCES = re.compile(r"\s*\bReferences?\s*:.*$|(?<=[.!?])\s+References?\s*[-\u2013\u2014]?\s+(?=\[\d|[A-Z]).*$", re.DOTALL)
 # Section labels inside an abstract, as structured corpus abstracts have them ("... CONTEXT High ...").
 _INLINE_LABELS = re.compile(r"\b(?:BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|CONTEXT|DESIGN|AIMS?|PURPOSE)\b")
 

@@ -10,6 +10,7 @@ corpus's form (:func:`syneg.synth.passages.as_passage`).
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,8 @@ class PlainNegativeAnswer(BaseModel):
 
 # The longest title a reflection may give (the JSON grammar's cap); a title that reaches it was cut short.
 TITLE_MAX_CHARS = 150
+_DANGLING_WORDS = re.compile(r"(?:\s+(?:a|an|and|as|at|by|for|from|in|into|of|on|or|the|to|with|without|versus|vs))+$",
+                             re.IGNORECASE)
 
 
 class Reflection(BaseModel):
@@ -232,8 +235,9 @@ class CandidateWriter:
         cut_title = len(reflection.title) >= TITLE_MAX_CHARS
         if cut_title:
             # The grammar closed the title at its cap, mid-word ("... is not a principal determin"), and the
-            # model copies a title into the text: keep its whole words only.
-            title = title.rsplit(" ", 1)[0].rstrip(" ,;:-")
+            # model copies a title into the text: keep its whole words only, and not a last word that leaves
+            # the title hanging ("... the prioritisation process of patients with").
+            title = _DANGLING_WORDS.sub("", title.rsplit(" ", 1)[0].rstrip(" ,;:-")).rstrip(" ,;:-")
         user = self.templates.render(
             "write",
             title=title,
