@@ -214,3 +214,21 @@ def test_bf16_training_smoke_on_real_minilm(tmp_path: Path, hybrid_set: list[Tra
     info = json.loads((tmp_path / "bf16" / "syneg_training.json").read_text())
     assert info["precision"]["precision"] == "bf16"
     assert "- Precision: bf16 autocast (fp32 weights) on cpu; auto: " in (tmp_path / "bf16" / "README.md").read_text()
+
+
+def test_a_checkpoint_is_also_written_after_a_set_training_time(
+    tmp_path: Path, hybrid_set: list[TrainingInstance], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steps of minutes and save_steps above the run's steps would leave no checkpoint to resume from: one is
+    written when CHECKPOINT_MINUTES of training have passed since the last (here 0: after every step)."""
+    from syneg.training import progress
+
+    training_set = tmp_path / "hybrid.jsonl"
+    write_training_set(training_set, hybrid_set[:8])
+    options = {"batch_size": 4, "max_seq_length": 32, "save_steps": 50, "seed": 3, "show_progress": False}
+    train(training_set, tmp_path / "untimed", max_steps=2, **options)
+    # the trainer's own: the last step only
+    assert [p.name for p in (tmp_path / "untimed" / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
+    monkeypatch.setattr(progress, "CHECKPOINT_MINUTES", 0.0)
+    train(training_set, tmp_path / "timed", max_steps=2, **options)
+    assert sorted(p.name for p in (tmp_path / "timed" / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]

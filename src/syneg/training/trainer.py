@@ -135,7 +135,8 @@ def train(
         query_prompt: Text put before every query (e.g. ``"query: "`` for E5 models).
         document_prompt: Text put before every positive and negative (e.g. ``"passage: "``).
         seed: Seed of initialization, shuffling and sampling.
-        save_steps: Steps between checkpoints.
+        save_steps: Steps between checkpoints (one is also written after every
+            :data:`syneg.training.progress.CHECKPOINT_MINUTES` of training).
         save_total_limit: Checkpoints kept (oldest deleted first); None keeps all.
         logging_steps: Steps between loss log lines.
         resume_from_checkpoint: True resumes from the last complete checkpoint in
@@ -172,7 +173,8 @@ def train(
     from transformers import PrinterCallback
     from transformers.trainer_utils import TrainOutput
 
-    from syneg.training.progress import TrainingProgress
+    from syneg.training import progress as training_progress
+    from syneg.training.progress import TimedCheckpoints, TrainingProgress
 
     if not 0 <= warmup_ratio < 1:
         raise ValueError(f"warmup_ratio must be in [0, 1) (got {warmup_ratio})")
@@ -250,6 +252,7 @@ def train(
     if finished is None:
         with Progress("Training", unit="steps", enabled=show_progress) as progress:
             trainer.add_callback(TrainingProgress(progress))
+            trainer.add_callback(TimedCheckpoints(training_progress.CHECKPOINT_MINUTES))  # besides every save_steps
             output = trainer.train(resume_from_checkpoint=resume)
     else:  # resumed from it, transformers would train one step beyond the end
         logger.info("%s holds the last step: its weights are the trained model.", resume)
