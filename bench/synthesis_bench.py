@@ -22,6 +22,8 @@ Usage::
     python bench/synthesis_bench.py --models qwen2.5-0.5b qwen2.5-1.5b --pairs 20 --out bench/out/model-compare
     # the reflection's JSON under a grammar against the same JSON parsed from free text
     python bench/synthesis_bench.py --grammar-compare --pairs 20 --out bench/out/grammar-compare
+    # the default sampling temperature (0.7) against another
+    python bench/synthesis_bench.py --compare-temperature 0.3 --pairs 20 --out bench/out/temperature-compare
     # the default checks against overrides (here: every reflection written out, as before the title check)
     python bench/synthesis_bench.py --compare-checks max_title_ratio=100 --pairs 20 --out bench/out/title-compare
     # the shipped prompts against a folder of overrides (e.g. bench/prompts/register)
@@ -105,7 +107,8 @@ def worker(args: argparse.Namespace) -> None:
 
         examples = {"style_examples": style_examples(dataset)}
     synthesizer = Synthesizer(client, attributes=AttributeSet.from_spec("scifact"), negatives_per_pair=1, max_rounds=2,
-                              seed=0, templates=templates, checks=CheckConfig(**overrides), **examples)
+                              seed=0, templates=templates, checks=CheckConfig(**overrides), **examples,
+                              **({"temperature": args.temperature} if args.temperature is not None else {}))
     output = out / "negatives.jsonl"
     start = time.perf_counter()
     for begin in range(0, len(pairs), 2):
@@ -135,6 +138,7 @@ def worker(args: argparse.Namespace) -> None:
         "model": args.model,
         "grammar": not args.no_grammar,
         "checks": args.checks,
+        "temperature": args.temperature,
         "llama_cpp_level": level["level"],
         "llama_cpp_features": level["features"],
         "pairs": len(instances),
@@ -211,6 +215,10 @@ def compare(args: argparse.Namespace) -> dict:
         versions = {f"current-{name}": (CURRENT_SRC, ["--model", name]) for name in args.models}
     elif args.grammar_compare:  # one tree, JSON answers under a grammar against the same parsed from free text
         versions = {"current": (CURRENT_SRC, model), "current-no-grammar": (CURRENT_SRC, [*model, "--no-grammar"])}
+    elif args.compare_temperature is not None:  # one tree, the default sampling temperature against another
+        versions = {"current": (CURRENT_SRC, model),
+                    f"current-temperature{args.compare_temperature:g}": (
+                        CURRENT_SRC, [*model, "--temperature", str(args.compare_temperature)])}
     elif args.compare_checks:  # one tree, the default checks against threshold overrides
         name = "current-" + "-".join(item.replace("=", "") for item in args.compare_checks)
         versions = {"current": (CURRENT_SRC, model),
@@ -385,6 +393,9 @@ def main() -> None:
     parser.add_argument("--compare-checks", nargs="+", metavar="KEY=VALUE",
                         help="Compare the default checks with these CheckConfig overrides (e.g. max_title_ratio=100), on the current tree")
     parser.add_argument("--checks", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--compare-temperature", type=float, default=None,
+                        help="Compare the default sampling temperature with this one (reflection and passage), on the current tree")
+    parser.add_argument("--temperature", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads of the throughput measurement")
     parser.add_argument("--in-flight", type=int, default=4)
