@@ -100,12 +100,11 @@ def worker(args: argparse.Namespace) -> None:
     client = make_client("llama.cpp", args.model, cache=out / "llm-cache.sqlite", n_threads=1, grammar=not args.no_grammar)
     overrides = {key: float(value) for key, value in (item.split("=", 1) for item in args.checks)}
     templates = PromptTemplates(args.prompts) if args.prompts else None
-    # A write template that quotes $example gets texts of the corpus (only the current tree has such templates).
     examples = {}
-    if templates is not None and "example" in templates.placeholders("write"):
-        from syneg.synth.pairs import style_examples
+    if templates is not None:  # only the current tree is given prompts; a write template may quote $example
+        from syneg.synth.pairs import style_examples_for
 
-        examples = {"style_examples": style_examples(dataset)}
+        examples = {"style_examples": style_examples_for(templates, dataset)}
     synthesizer = Synthesizer(client, attributes=AttributeSet.from_spec("scifact"), negatives_per_pair=1, max_rounds=2,
                               seed=0, templates=templates, checks=CheckConfig(**overrides), **examples,
                               **({"temperature": args.temperature} if args.temperature is not None else {}))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syneg.data import BeirDataset, DataError, read_training_set
+from syneg.synth.prompts import PromptTemplates
 
 
 @dataclass(frozen=True)
@@ -45,3 +46,14 @@ def style_examples(dataset: BeirDataset, size: int = 256, seed: int = 0) -> list
     collection's style (see :meth:`syneg.synth.writing.CandidateWriter.style_example`)."""
     ids = sorted(dataset.corpus)
     return [dataset.corpus[i].full_text for i in random.Random(seed).sample(ids, min(size, len(ids)))]
+
+
+def style_examples_for(templates: PromptTemplates, dataset: BeirDataset | None, seed: int = 0) -> list[str]:
+    """The :func:`style_examples` a write template needs: none when it does not quote ``$example``; a
+    :class:`DataError` when it does and there is no corpus to draw them from (pairs from a training-set file)."""
+    if "example" not in templates.placeholders("write"):
+        return []
+    if dataset is None:
+        raise DataError(f"{templates.folder}/write.txt quotes $example, a text of the corpus: give a BEIR folder "
+                        "or a corpus, not a training-set file")
+    return style_examples(dataset, seed=seed)

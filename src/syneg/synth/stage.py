@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from syneg.data import BeirDataset, DataError, load_beir
+from syneg.data import BeirDataset, load_beir
 from syneg.engine.synthesis import check_backend, ray_client
 from syneg.llm import LLMClient
 from syneg.synth.attributes import choose_attributes
 from syneg.synth.options import SynthesizeOptions
 from syneg.synth.prompts import PromptTemplates
-from syneg.synth.pairs import Pair, pairs_from_beir, pairs_from_training_set, style_examples
+from syneg.synth.pairs import Pair, pairs_from_beir, pairs_from_training_set, style_examples_for
 from syneg.synth.synthesize import Synthesizer
 
 
@@ -86,12 +86,6 @@ def synthesize(
         attributes, chosen = choose_attributes(options.attributes, options.ablation, proposed, corpus or dataset, client,
                                                seed=options.seed)
         templates = PromptTemplates(options.prompts)
-        examples: list[str] = []
-        if "example" in templates.placeholders("write"):  # a model of the collection's style, from its corpus
-            if (corpus or dataset) is None:
-                raise DataError(f"{options.prompts}/write.txt quotes $example, a text of the corpus: give a BEIR folder "
-                                "or a corpus, not a training-set file")
-            examples = style_examples(corpus or dataset, seed=options.seed)
         synthesizer = Synthesizer(
             client,
             encoder=encoder,
@@ -109,7 +103,7 @@ def synthesize(
             concurrency=options.concurrency if engine is not None else options.pairs_in_flight,
             templates=templates,
             prompt_style=options.prompt_style,
-            style_examples=examples,
+            style_examples=style_examples_for(templates, corpus or dataset, seed=options.seed),
         )
         # Texts of the dataset that were not valid Unicode, repaired when it was read (see syneg.data.load_beir).
         repaired = dataset.repaired if dataset is not None else {}
