@@ -42,10 +42,11 @@ CHECKPOINT_MINUTES = 10.0
 
 
 class TimedCheckpoints(TrainerCallback):
-    """Ask the trainer for a checkpoint when ``minutes`` have passed since the start or the last checkpoint."""
+    """Ask the trainer for a checkpoint when ``minutes`` (default :data:`CHECKPOINT_MINUTES`) have passed
+    since the start or the last checkpoint."""
 
-    def __init__(self, minutes: float) -> None:
-        self.seconds = 60.0 * minutes
+    def __init__(self, minutes: float | None = None) -> None:
+        self.seconds = 60.0 * (CHECKPOINT_MINUTES if minutes is None else minutes)
         self.last = time.monotonic()
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:

@@ -173,7 +173,6 @@ def train(
     from transformers import PrinterCallback
     from transformers.trainer_utils import TrainOutput
 
-    from syneg.training import progress as training_progress
     from syneg.training.progress import TimedCheckpoints, TrainingProgress
 
     if not 0 <= warmup_ratio < 1:
@@ -252,7 +251,7 @@ def train(
     if finished is None:
         with Progress("Training", unit="steps", enabled=show_progress) as progress:
             trainer.add_callback(TrainingProgress(progress))
-            trainer.add_callback(TimedCheckpoints(training_progress.CHECKPOINT_MINUTES))  # besides every save_steps
+            trainer.add_callback(TimedCheckpoints())  # besides every save_steps
             output = trainer.train(resume_from_checkpoint=resume)
     else:  # resumed from it, transformers would train one step beyond the end
         logger.info("%s holds the last step: its weights are the trained model.", resume)
