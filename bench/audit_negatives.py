@@ -16,6 +16,10 @@ Usage::
     # 2. the reader writes bench/audit/scifact-v1-labels.jsonl: {"id": ..., "label": ..., "note": ...} per line
     # 3. the rates
     python bench/audit_negatives.py rates bench/audit/scifact-v1-labels.jsonl
+    # Two syntheses read blind: one sample of both, shuffled, without saying which wrote what; the rates per file
+    python bench/audit_negatives.py blind out/a/negatives.jsonl out/b/negatives.jsonl --n 40 --seed 0 \\
+        --out bench/audit/ab-sample.jsonl --key bench/audit/ab-key.json
+    python bench/audit_negatives.py rates bench/audit/ab-labels.jsonl --by bench/audit/ab-key.json
 """
 
 from __future__ import annotations
@@ -48,6 +52,15 @@ def sample(path: Path, n: int, seed: int, pairs: int | None = None, first_pair: 
     ]
 
 
+def blind(paths: list[Path], n: int, seed: int) -> tuple[list[dict], dict[str, str]]:
+    """Up to ``n`` negatives of each file, shuffled together, and the key: which file each id came from.
+    The reader gets the rows alone (an id is the negative's content hash, which does not tell the files
+    apart); :func:`rates` splits the labels by the key."""
+    drawn = [(row, str(path)) for path in paths for row in sample(path, n, seed)]
+    random.Random(seed).shuffle(drawn)
+    return [row for row, _ in drawn], {row["id"]: path for row, path in drawn}
+
+
 def sample_rejected(path: Path, n: int, seed: int, check: str, pairs: int | None = None) -> list[dict]:
     """``n`` candidates that synthesis rejected for ``check`` alone, drawn from the revision rounds recorded
     with each accepted negative (``details["rejected"]``) of the first ``pairs``: what that check costs.
@@ -67,17 +80,28 @@ def sample_rejected(path: Path, n: int, seed: int, check: str, pairs: int | None
     return candidates[:n]
 
 
-def rates(path: Path) -> dict:
-    """Share of each label in a labels file; a line with an unknown label stops with its line number."""
-    counts: Counter[str] = Counter()
+def rates(path: Path, by: Path | None = None) -> dict:
+    """Share of each label in a labels file; a line with an unknown label stops with its line number.
+    ``by``: the key of a :func:`blind` sample (id to file): the rates of each file apart."""
+    labelled: list[tuple[str, str]] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        label = json.loads(line).get("label")
-        if label not in LABELS:
-            sys.exit(f"{path}:{number}: label {label!r} is not one of {', '.join(LABELS)}")
-        counts[label] += 1
-    total = sum(counts.values())
+        row = json.loads(line)
+        if row.get("label") not in LABELS:
+            sys.exit(f"{path}:{number}: label {row.get('label')!r} is not one of {', '.join(LABELS)}")
+        labelled.append((row.get("id"), row["label"]))
+    if by is None:
+        return _label_rates([label for _, label in labelled])
+    files = json.loads(by.read_text(encoding="utf-8"))
+    unknown = [id_ for id_, _ in labelled if id_ not in files]
+    if unknown:
+        sys.exit(f"{path}: id {unknown[0]!r} is not in {by}")
+    return {file: _label_rates([label for id_, label in labelled if files[id_] == file]) for file in dict.fromkeys(files.values())}
+
+
+def _label_rates(labels: list[str]) -> dict:
+    counts, total = Counter(labels), len(labels)
     return {"labelled": total} | {label: {"count": counts[label], "rate": round(counts[label] / total, 3) if total else None}
                                   for label in LABELS}
 
@@ -195,8 +219,15 @@ def main() -> None:
     draw.add_argument("--first-pair", type=int, default=0,
                       help="Skip the file's first pairs (those an earlier audit read), counted from 0.")
     draw.add_argument("--rejected", metavar="CHECK", help="Draw candidates rejected for this check alone (e.g. below_positive).")
+    mixed = commands.add_parser("blind", help="Draw from several files into one shuffled sample that hides the file")
+    mixed.add_argument("files", type=Path, nargs="+")
+    mixed.add_argument("--n", type=int, default=40, help="Negatives drawn from each file")
+    mixed.add_argument("--seed", type=int, default=0)
+    mixed.add_argument("--out", type=Path, required=True)
+    mixed.add_argument("--key", type=Path, required=True, help="Where to write which file each drawn id came from")
     count = commands.add_parser("rates", help="Rates of the labels of a labels file")
     count.add_argument("labels", type=Path)
+    count.add_argument("--by", type=Path, help="The key of the blind sample the labels read: the rates of each file")
     overlap = commands.add_parser("restatement", help="How well a sentence that restates the claim flags false negatives")
     overlap.add_argument("sample", type=Path)
     overlap.add_argument("labels", type=Path)
@@ -208,16 +239,21 @@ def main() -> None:
     if args.command == "titles":
         print(json.dumps(title_foresight(args.file, args.cache, args.pairs), indent=2))
         return
-    if args.command == "sample":
-        rows = (sample_rejected(args.file, args.n, args.seed, args.rejected, args.pairs) if args.rejected
-                else sample(args.file, args.n, args.seed, args.pairs, args.first_pair))
+    if args.command in ("sample", "blind"):
+        if args.command == "blind":
+            rows, key = blind(args.files, args.n, args.seed)
+            args.key.parent.mkdir(parents=True, exist_ok=True)
+            args.key.write_text(json.dumps(key, indent=1), encoding="utf-8")
+        else:
+            rows = (sample_rejected(args.file, args.n, args.seed, args.rejected, args.pairs) if args.rejected
+                    else sample(args.file, args.n, args.seed, args.pairs, args.first_pair))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
         print(f"{len(rows)} negatives drawn into {args.out}")
     elif args.command == "restatement":
         print(json.dumps(restatement(args.sample, args.labels), indent=2))
     else:
-        print(json.dumps(rates(args.labels), indent=2))
+        print(json.dumps(rates(args.labels, args.by), indent=2))
 
 
 if __name__ == "__main__":

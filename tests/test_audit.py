@@ -54,3 +54,22 @@ def test_a_labels_file_labels_exactly_its_sample(name: str) -> None:
 def test_the_rule95_rejections_are_candidates_that_failed_that_rule_alone() -> None:
     rows = read(AUDIT / "scifact-v2-rule95-sample.jsonl")
     assert all(row["ratio"] > 0.95 for row in rows)  # the rule rejects above 95% of the positive's similarity
+
+
+def test_a_blind_sample_hides_the_file_and_its_key_splits_the_rates(tmp_path: Path) -> None:
+    files = [ROOT / "bench/out/model-compare" / name / "negatives.jsonl" for name in ("current-qwen2.5-0.5b", "current-qwen2.5-1.5b")]
+    sample, key = tmp_path / "sample.jsonl", tmp_path / "key.json"
+    subprocess.run([sys.executable, str(SCRIPT), "blind", *map(str, files), "--n", "5", "--seed", "0", "--out", str(sample),
+                    "--key", str(key)], check=True, capture_output=True, text=True)
+    rows, owners = read(sample), json.loads(key.read_text())
+    assert not any(str(files[0].parent.parent) in json.dumps(row) for row in rows)  # the reader is not told the file
+    assert sorted(owners) == sorted(row["id"] for row in rows) and set(owners.values()) == set(map(str, files))
+    assert [owners[row["id"]] for row in rows] != sorted(owners[row["id"]] for row in rows)  # shuffled, not file by file
+    # Label every negative of the first file broken and the rest hard: the split gives each file its own rates.
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"id": row["id"], "label": "broken" if owners[row["id"]] == str(files[0]) else "hard"}) + "\n"
+                              for row in rows))
+    rates = json.loads(subprocess.run([sys.executable, str(SCRIPT), "rates", str(labels), "--by", str(key)],
+                                      check=True, capture_output=True, text=True).stdout)
+    assert rates[str(files[0])]["broken"]["rate"] == 1.0 and rates[str(files[1])]["hard"]["rate"] == 1.0
+    assert sum(rates[str(file)]["labelled"] for file in files) == len(rows)
