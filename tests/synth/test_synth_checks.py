@@ -329,3 +329,20 @@ def test_a_capitalized_word_that_opens_a_sentence_is_not_taken_for_a_section_lab
     assert as_passage(raw)[0] == "Title WFS1 is a protein. Results indicate that WFS1 binds AC8. It does."
     assert as_passage(raw, keep_section_labels=True)[0] == (
         "Title BACKGROUND WFS1 is a protein. Results indicate that WFS1 binds AC8. CONCLUSIONS It does.")
+
+
+def test_the_fourth_audits_task_talk_is_rejected_and_its_hard_ones_pass():
+    """The fourth audit (bench/audit/scifact-v5-*) and the temperature comparison's blind reading
+    (bench/audit/temperature-compare-*) found a study "by Dr. Jane Doe" (a placeholder) and a title "A Previous
+    Attempt Failed" (the revision request's words); the checks must now turn both down, and every text the
+    readers found hard must still pass."""
+    audit = Path(__file__).parents[2] / "bench" / "audit"
+    texts, labels = {}, {}
+    for name in ("scifact-v5", "temperature-compare"):
+        texts |= {r["id"]: r["negative"] for r in map(json.loads, (audit / f"{name}-sample.jsonl").read_text().splitlines())}
+        labels |= {r["id"]: r["label"] for r in map(json.loads, (audit / f"{name}-labels.jsonl").read_text().splitlines())}
+    for negative_id, phrase in (("syn-e6f6b0d7d9d28854", "jane doe"), ("syn-ddb8447c46140825", "attempt failed")):
+        assert labels[negative_id] == "broken" and is_echo(texts[negative_id]) == phrase, negative_id
+    hard = [negative_id for negative_id, label in labels.items() if label == "hard"]
+    assert len(hard) == 56  # 40 + 19 read, 3 in both samples: the bench's first pairs replay the run's own requests
+    assert not [negative_id for negative_id in hard if is_echo(texts[negative_id])]

@@ -79,13 +79,16 @@ ECHO_PHRASES = (
 # background", "[insert references here]", "INTROducting the article"; no corpus abstract matches either.
 # The third (60 of pairs 247-354) found it describing its parts ("METHODS This section includes ...") or
 # itself ("Note: This is a simplified example of the abstract", "The Task of the Abstract", "No additional
-# references are provided"); no corpus abstract matches these either.
+# references are provided"); no corpus abstract matches these either. The fourth (58 of lines 357-438) and the
+# temperature comparison's found a title "A Previous Attempt Failed" (the revision request's words) and a study
+# "by Dr. Jane Doe" (a placeholder name); no corpus abstract has either.
 TASK_WORDS = re.compile(
     r"\battempts?\b[^.]{0,40}\breject|\breject\w*\b[^.]{0,20}\battempts?\b|\bfailed attempts?\b"
     r"|\bplaceholder\b|\bcorrect answer\b|\bkey lines\b|\barticle'?s title\b"
     r"|\[insert\b|\bthis abstract\b|\bthe abstract (?:begins|provides|is|will)\b|\bintro\w*ing the article\b"
     r"|\bthis section (?:includes|summarizes|describes|provides|presents|outlines)\b|\bsimplified example\b"
-    r"|\bno (?:additional |further )?references\b|\btask of the abstract\b|\bnote: this\b",
+    r"|\bno (?:additional |further )?references\b|\btask of the abstract\b|\bnote: this\b"
+    r"|\battempts? failed\b|\b(?:jane|john) doe\b",
     re.IGNORECASE,
 )
 
