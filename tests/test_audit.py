@@ -28,6 +28,8 @@ def read(path: Path) -> list[dict]:
     ("scifact-v3", ["--first-pair", "188", "--pairs", "266", "--n", "100", "--seed", "0"]),
     ("scifact-v4", ["bench/experiments/scifact-all-synthetic.jsonl", "--first-pair", "246", "--pairs", "354", "--n", "60",
                     "--seed", "0"]),
+    ("scifact-v5", ["bench/experiments/scifact-all-synthetic.jsonl", "--first-pair", "356", "--pairs", "438", "--n", "60",
+                    "--seed", "0"]),
     ("model-compare-0.5b", ["bench/out/model-compare/current-qwen2.5-0.5b/negatives.jsonl", "--n", "100", "--seed", "0"]),
     ("model-compare-1.5b", ["bench/out/model-compare/current-qwen2.5-1.5b/negatives.jsonl", "--n", "100", "--seed", "0"]),
 ])
@@ -40,8 +42,8 @@ def test_a_committed_sample_is_drawn_again_by_its_command(tmp_path: Path, name: 
     assert read(out) == read(AUDIT / f"{name}-sample.jsonl")
 
 
-@pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95", "scifact-v3", "scifact-v4",
-                                  "model-compare-0.5b", "model-compare-1.5b"])
+@pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95", "scifact-v3", "scifact-v4", "scifact-v5",
+                                  "model-compare-0.5b", "model-compare-1.5b", "temperature-compare"])
 def test_a_labels_file_labels_exactly_its_sample(name: str) -> None:
     sample = [row["id"] for row in read(AUDIT / f"{name}-sample.jsonl")]
     labels = read(AUDIT / f"{name}-labels.jsonl")
@@ -54,6 +56,16 @@ def test_a_labels_file_labels_exactly_its_sample(name: str) -> None:
 def test_the_rule95_rejections_are_candidates_that_failed_that_rule_alone() -> None:
     rows = read(AUDIT / "scifact-v2-rule95-sample.jsonl")
     assert all(row["ratio"] > 0.95 for row in rows)  # the rule rejects above 95% of the positive's similarity
+
+
+def test_the_temperature_comparisons_blind_sample_is_drawn_again_by_its_command(tmp_path: Path) -> None:
+    sides = [ROOT / "bench/out/temperature-compare" / name / "negatives.jsonl" for name in ("current", "current-temperature0.3")]
+    sample, key = tmp_path / "sample.jsonl", tmp_path / "key.json"
+    subprocess.run([sys.executable, str(SCRIPT), "blind", *map(str, sides), "--n", "40", "--seed", "0", "--out", str(sample),
+                    "--key", str(key)], check=True, capture_output=True, text=True, cwd=ROOT)
+    assert read(sample) == read(AUDIT / "temperature-compare-sample.jsonl")
+    committed = json.loads((AUDIT / "temperature-compare-key.json").read_text())
+    assert {i: (ROOT / f).resolve() for i, f in committed.items()} == {i: (ROOT / f).resolve() for i, f in json.loads(key.read_text()).items()}
 
 
 def test_a_blind_sample_hides_the_file_and_its_key_splits_the_rates(tmp_path: Path) -> None:
