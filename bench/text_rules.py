@@ -1,10 +1,10 @@
 """Would a rule on the text alone catch the mangled names the audits read? (session 7)
 
 The third audit found fluent negatives with wrong expansions ("AML (adenosine methylation kinase)",
-"National Sexual Attitudes Survey (SSA)"). A check would reject a text where an abbreviation in
-parentheses does not fit the words before it. This script measures two such rules on what matters for
-a check: how many real abstracts of both corpora they would strike (a check must strike almost none),
-and how they split the audits' labelled negatives (broken against hard). Three rules:
+"National Sexual Attitudes Survey (SSA)") or a key word misspelt throughout ("adjuant"). This script
+measures three rules that would reject such texts on what matters for a check: how many real texts they
+would strike (a check must strike almost none), and how they split the audits' labelled negatives
+(broken against hard):
 
 - ``initials``: the initials of the content words before "(ABBR)", from the nearest word that starts
   with the abbreviation's first letter, appear in order among its letters (strict).
@@ -102,10 +102,9 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--mined", type=Path, help="A run's mined.jsonl: real negatives beside their query and positive")
     args = parser.parse_args()
-    groups: dict[str, list[str]] = {}
-    for name in ("scifact", "nfcorpus"):
-        lines = (args.datasets / name / "corpus.jsonl").read_text().splitlines()
-        groups[f"{name} abstracts"] = [json.loads(line)["text"] for line in lines]
+    corpora = {name: [json.loads(line) for line in (args.datasets / name / "corpus.jsonl").read_text().splitlines()]
+               for name in ("scifact", "nfcorpus")}
+    groups = {f"{name} abstracts": [document["text"] for document in documents] for name, documents in corpora.items()}
     labelled = collections.defaultdict(list)
     for labels in AUDITS:
         drawn = {r["id"]: r for r in map(json.loads, labels.with_name(labels.name.replace("-labels", "-sample")).open())}
@@ -122,8 +121,7 @@ def main() -> None:
     except ImportError:
         raise SystemExit("text_rules.py: the repeated-misspelling rule needs rapidfuzz (pip install rapidfuzz)") from None
     frequencies: collections.Counter = collections.Counter()
-    for line in (args.datasets / "scifact" / "corpus.jsonl").read_text().splitlines():
-        document = json.loads(line)
+    for document in corpora["scifact"]:
         frequencies.update({w.lower() for w in TOKEN.findall(f"{document['title']} {document['text']}")})
     mined = random.Random(0).sample([json.loads(line) for line in args.mined.read_text().splitlines()], 300)
     print(f"\n{'texts':<22}{'n':>6}{'repeated-misspelling':>22}")
