@@ -245,12 +245,24 @@ def test_the_audited_texts_that_talk_about_the_task_are_rejected_and_the_hard_on
         assert not is_echo(texts[negative_id]) and not degeneration(texts[negative_id], texts[negative_id]), negative_id
 
 
-def test_no_real_abstract_looks_like_task_talk(scifact_path):
+@pytest.mark.parametrize("dataset", ["scifact", "nfcorpus"])
+def test_no_real_abstract_looks_like_task_talk(dataset, scifact_path, nfcorpus_path):
     from syneg.data import load_beir
     from syneg.synth.checks import TASK_WORDS
 
-    corpus = load_beir(scifact_path, "test").corpus
+    corpus = load_beir({"scifact": scifact_path, "nfcorpus": nfcorpus_path}[dataset], "test").corpus
     assert not [d.id for d in corpus.values() if TASK_WORDS.search(d.full_text) or degeneration(d.full_text).startswith("it starts")]
+
+
+def test_a_revision_reason_reworded_into_the_title_is_task_talk():
+    """The NFCorpus synthesis (session 10) accepted "Rejection due to copying answer wording Lifestyle
+    changes ...": the model turned the revision request's reason ("it copies the answer's wording") into its
+    title, in words the four-word echo rule does not see. The committed negative must now be turned down."""
+    path = Path(__file__).parents[2] / "bench" / "experiments" / "nfcorpus-matched-synthetic.jsonl"
+    record = next(r for r in map(json.loads, path.read_text().splitlines()) if r["query"] == "lentils")
+    assert record["neg"][0].startswith("Rejection due to copying answer wording")
+    assert is_echo(record["neg"][0]) == "rejection due to"
+    assert is_echo("Kidney graft rejection was lower in the tacrolimus group (p = 0.02).") == ""
 
 
 def test_the_second_audits_broken_texts_are_rejected_and_its_hard_ones_pass():

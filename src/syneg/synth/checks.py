@@ -88,7 +88,9 @@ TASK_WORDS = re.compile(
     r"|\[insert\b|\bthis abstract\b|\bthe abstract (?:begins|provides|is|will)\b|\bintro\w*ing the article\b"
     r"|\bthis section (?:includes|summarizes|describes|provides|presents|outlines)\b|\bsimplified example\b"
     r"|\bno (?:additional |further )?references\b|\btask of the abstract\b|\bnote: this\b"
-    r"|\battempts? failed\b|\b(?:jane|john) doe\b",
+    r"|\battempts? failed\b|\b(?:jane|john) doe\b"
+    # The revision request's own reasons, reworded into a title ("Rejection due to copying answer wording").
+    r"|\brejection due to\b|\banswer'?s? wording\b|\bcopying (?:the )?answer\b",
     re.IGNORECASE,
 )
 
