@@ -24,6 +24,8 @@ Usage::
     python bench/synthesis_bench.py --grammar-compare --pairs 20 --out bench/out/grammar-compare
     # the default sampling temperature (0.7) against another
     python bench/synthesis_bench.py --compare-temperature 0.3 --pairs 20 --out bench/out/temperature-compare
+    # one aspect per reflection (the default) against three, the rounds after a rejected passage writing the spares
+    python bench/synthesis_bench.py --compare-aspects 3 --pairs 50 --out bench/out/aspects-compare
     # the default checks against overrides (here: every reflection written out, as before the title check)
     python bench/synthesis_bench.py --compare-checks max_title_ratio=100 --pairs 20 --out bench/out/title-compare
     # the shipped prompts against a folder of overrides (e.g. bench/prompts/register)
@@ -107,7 +109,8 @@ def worker(args: argparse.Namespace) -> None:
         examples = {"style_examples": style_examples_for(templates, dataset)}
     synthesizer = Synthesizer(client, attributes=AttributeSet.from_spec("scifact"), negatives_per_pair=1, max_rounds=2,
                               seed=0, templates=templates, checks=CheckConfig(**overrides), **examples,
-                              **({"temperature": args.temperature} if args.temperature is not None else {}))
+                              **({"temperature": args.temperature} if args.temperature is not None else {}),
+                              **({"aspects_per_reflection": args.aspects} if args.aspects is not None else {}))
     output = out / "negatives.jsonl"
     start = time.perf_counter()
     for begin in range(0, len(pairs), 2):
@@ -138,6 +141,7 @@ def worker(args: argparse.Namespace) -> None:
         "grammar": not args.no_grammar,
         "checks": args.checks,
         "temperature": args.temperature,
+        "aspects_per_reflection": args.aspects,
         "llama_cpp_level": level["level"],
         "llama_cpp_features": level["features"],
         "pairs": len(instances),
@@ -221,6 +225,9 @@ def compare(args: argparse.Namespace) -> dict:
         versions = {"current": (CURRENT_SRC, model),
                     f"current-temperature{args.compare_temperature:g}": (
                         CURRENT_SRC, [*model, "--temperature", str(args.compare_temperature)])}
+    elif args.compare_aspects is not None:  # one tree, one aspect per reflection against several
+        versions = {"current": (CURRENT_SRC, model),
+                    f"current-aspects{args.compare_aspects}": (CURRENT_SRC, [*model, "--aspects", str(args.compare_aspects)])}
     elif args.compare_checks:  # one tree, the default checks against threshold overrides
         name = "current-" + "-".join(item.replace("=", "") for item in args.compare_checks)
         versions = {"current": (CURRENT_SRC, model),
@@ -398,6 +405,9 @@ def main() -> None:
     parser.add_argument("--compare-temperature", type=float, default=None,
                         help="Compare the default sampling temperature with this one (reflection and passage), on the current tree")
     parser.add_argument("--temperature", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--compare-aspects", type=int, default=None, metavar="N",
+                        help="Compare the default aspects per reflection with N, on the current tree")
+    parser.add_argument("--aspects", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads of the throughput measurement")
     parser.add_argument("--in-flight", type=int, default=4)

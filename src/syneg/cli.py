@@ -36,6 +36,7 @@ from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend
 from syneg.retrieval.mining import MINE
 from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
 from syneg.synth import SYNTHESIZE, Ablation, CheckConfig, Critique, PromptStyle
+from syneg.synth.options import MAX_ASPECTS_PER_REFLECTION
 from syneg.training import TRAIN, TrainLoss, TrainPrecision
 
 # Defaults and choices of every stage option come from the stage's schema (syneg.options): one set for
@@ -378,6 +379,10 @@ def synthesize(
     ablation: Annotated[Ablation, typer.Option(help="none, no-attributes or no-attributes-no-reflection (the paper's ablations).")] = SYNTHESIZE.ablation,
     critique: Annotated[Critique, typer.Option(help="LLM self-critique: off, record or enforce.")] = SYNTHESIZE.critique,
     prompt_style: Annotated[PromptStyle, typer.Option(help="two-step (reflect, then write) or single (one JSON answer).")] = SYNTHESIZE.prompt_style,
+    aspects_per_reflection: Annotated[
+        int, typer.Option(min=1, max=MAX_ASPECTS_PER_REFLECTION,
+                          help="two-step: aspects one reflection proposes; rounds after a rejected passage write from the spare ones.")
+    ] = SYNTHESIZE.aspects_per_reflection,
     prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates overriding the shipped ones.")] = SYNTHESIZE.prompts,
     max_words: Annotated[int, typer.Option(help="Cap on the target length of a negative, in words.")] = SYNTHESIZE.max_words,
     max_tokens: Annotated[int, typer.Option(help="Generation budget per LLM answer.")] = SYNTHESIZE.max_tokens,
@@ -424,7 +429,7 @@ def synthesize(
         backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
         structured_output=structured_output, grammar=grammar, threads=threads, cache=cache, attributes=attributes,
         negatives_per_pair=negatives_per_pair, max_rounds=max_rounds, ablation=ablation, critique=critique,
-        prompt_style=prompt_style, prompts=prompts, max_words=max_words, max_tokens=max_tokens, temperature=temperature,
+        prompt_style=prompt_style, aspects_per_reflection=aspects_per_reflection, prompts=prompts, max_words=max_words, max_tokens=max_tokens, temperature=temperature,
         seed=seed, checks=checks, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
         vllm_tensor_parallel_size=vllm_tensor_parallel_size, vllm_max_model_len=vllm_max_model_len,
         vllm_batch_size=vllm_batch_size, vllm_replicas=vllm_replicas, vllm_accelerator_type=vllm_accelerator_type,

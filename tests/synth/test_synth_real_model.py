@@ -158,3 +158,22 @@ def test_qwen_writes_length_matched_passages_in_the_corpus_form(scifact_path, tm
             ratio = len(words(negative.text)) / len(words(instance.pos[0]))
             assert 0.7 <= ratio <= 1.3 and not degeneration(negative.text, instance.pos[0])
             assert negative.details["checks"]["length"]["passed"] and negative.details["checks"]["not_degenerate"]["passed"]
+
+
+def test_qwen_proposes_several_aspects_in_one_reflection(scifact_path, tmp_path):
+    """``aspects_per_reflection``: the default generator, under the JSON grammar, answers one ``reflect_many``
+    request with exactly as many aspects as asked, each with a title to check before its passage is written."""
+    import asyncio
+
+    from syneg.synth.prompts import PromptTemplates
+    from syneg.synth.writing import CandidateWriter, quoted_pair
+
+    [pair] = pairs_from_beir(load_beir(scifact_path, "train"), limit=1)
+    client = make_client("llama.cpp", "qwen2.5-0.5b", cache=tmp_path / "cache.sqlite")
+    writer = CandidateWriter(client, PromptTemplates(), "none", "two-step", max_tokens=220, temperature=0.7)
+    attributes = AttributeSet.from_spec("scifact").draw(0, f"{pair.query_id}/{pair.pos_id}/0")
+    reflections = asyncio.run(writer.reflect_aspects(quoted_pair(pair)[0], attributes, seed=0, follow_up="", count=3))
+    assert len(reflections) == 3 and len({r.topic for r in reflections}) == 1
+    assert all(len(r.title) >= 8 and r.aspect.strip() and r.reasoning.strip() for r in reflections)
+    assert client.stats.requests == 1
+    asyncio.run(client.aclose())

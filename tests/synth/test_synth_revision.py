@@ -206,3 +206,57 @@ def test_a_title_cut_at_the_cap_does_not_end_on_a_word_that_leaves_it_hanging():
     attributes = {"domain": "Pharmacology", "difficulty": "expert", "length": "a short paragraph"}
     candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
     assert candidate.text.startswith(kept + " " + GOOD[:10])
+
+
+class AspectsBackend(ScriptedBackend):
+    """Answers each ``reflect_many`` request with one aspect per title of ``titles``."""
+
+    def __init__(self, negatives: list[str], titles: list[str]) -> None:
+        super().__init__(negatives)
+        self.titles = list(titles)
+        self.reflections = 0
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        if "aspects" in (request.schema or {}).get("properties", {}):
+            self.reflections += 1
+            self.prompts.append(request.messages[-1][1])
+            count = request.schema["properties"]["aspects"]["minItems"]
+            aspects = [{"aspect": f"aspect {i}", "reasoning": "Same substance.", "title": title}
+                       for i, title in enumerate(self.titles[:count])]
+            return Completion(text=json.dumps({"topic": "caffeine", "aspects": aspects}), prompt_tokens=10,
+                              completion_tokens=10, latency=0.01)
+        return await super().complete(request)
+
+
+def test_one_reflection_of_several_aspects_serves_the_rounds_after_a_rejected_passage(tmp_path, encoder):
+    """``aspects_per_reflection``: the titles are checked at once, one that matches the query is never written
+    out, and a passage turned down for its aspect is followed by the next spare aspect, not a new reflection;
+    the on-topic title furthest below the cap goes first."""
+    titles = [PAIR.query, "Caffeine in tea", "Caffeine in cocoa"]  # short: the passage stays within 1.3x its positive
+    backend = AspectsBackend([ECHO, GOOD], titles)
+    synthesizer = Synthesizer(LLMClient(backend), attributes=AttributeSet(domain=["Pharmacology"]), max_rounds=2,
+                              encoder=encoder, aspects_per_reflection=3)
+    stats = synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
+    assert backend.reflections == 1 and stats["requests"] == 3, stats
+    assert stats["title_rejections"] == 1 and stats["candidates"] == 2 and stats["accepted"] == 1
+    [reflect, first_write, second_write] = backend.prompts
+    assert "3 other aspects" in reflect
+    query = encoder.encode_queries([PAIR.query])[0]
+    similarity = {title: float(encoder.encode_documents([title])[0] @ query) for title in titles[1:]}
+    lower, higher = sorted(titles[1:], key=similarity.get)
+    assert lower in first_write and higher in second_write and PAIR.query not in first_write + second_write
+    details = json.loads((tmp_path / "out.jsonl").read_text())["neg_details"][0]
+    title_rejection, echo = details["rejected"]
+    assert title_rejection["title_only"] is True and title_rejection["text"] == PAIR.query
+    assert echo["text"].endswith(ECHO) and details["rounds"] == 1
+
+
+def test_aspects_per_reflection_is_bounded():
+    import pytest
+
+    from syneg.synth import SynthesizeOptions
+
+    with pytest.raises(ValueError, match="aspects_per_reflection must be 1 to 5, not 6"):
+        Synthesizer(LLMClient(ScriptedBackend([])), aspects_per_reflection=6)
+    with pytest.raises(ValueError, match="less than or equal to 5"):
+        SynthesizeOptions(aspects_per_reflection=6)

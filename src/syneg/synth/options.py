@@ -22,6 +22,8 @@ from syneg.synth.checks import CheckConfig
 Ablation = Literal["none", "no-attributes", "no-attributes-no-reflection"]
 Critique = Literal["off", "record", "enforce"]
 PromptStyle = Literal["two-step", "single"]
+# A 0.5B model asked for more aspects at once repeats itself, and the answer must fit the reflection's budget.
+MAX_ASPECTS_PER_REFLECTION = 5
 
 
 class LLMOptions(StageOptions):
@@ -79,6 +81,9 @@ class SynthesizeOptions(LLMOptions, EngineOptions):
     ablation: Ablation = Field("none", description="none, no-attributes or no-attributes-no-reflection (the paper's ablations).")
     critique: Critique = Field("off", description="LLM self-critique: off, record or enforce.")
     prompt_style: PromptStyle = Field("two-step", description="two-step (reflect, then write) or single (one JSON answer).")
+    aspects_per_reflection: int = Field(1, ge=1, le=MAX_ASPECTS_PER_REFLECTION,
+                                        description="two-step: aspects (each with a title) one reflection proposes; "
+                                                    "later rounds write from the spare ones instead of reflecting again.")
     prompts: Path | None = Field(None, description="Folder of prompt templates overriding the shipped ones.")
     max_words: int = Field(400, ge=1, description="Cap on the target length of a negative, in words.")
     max_tokens: int = Field(220, ge=1, description="Generation budget per LLM answer.")

@@ -5,7 +5,8 @@ The shipped templates live in ``syneg/synth/prompts/*.txt`` and use ``$name`` pl
 :class:`PromptTemplates` to override any of them: a file with the same name there wins.
 
 Templates: ``system`` (the expert role, with ``$domain``), ``system_plain`` (no attributes),
-``reflect`` (``$query``, ``$positive``: the topic, aspect and reasoning) and ``write`` (``$aspect``,
+``reflect`` (``$query``, ``$positive``: the topic, aspect and reasoning), ``reflect_many`` (the same
+with ``$count`` aspects, each with its reasoning and title) and ``write`` (``$aspect``,
 ``$topic``, ``$attributes``, ``$subject``, the query: the text, and ``$example``, another text of the
 collection as a model of its style, which the shipped template leaves out) for the two-step prompt, ``generate`` (``$query``,
 ``$positive``, ``$attributes``) for the single-call prompt, ``generate_plain`` (no reasoning: the
@@ -79,7 +80,7 @@ def quoted(text: str, max_words: int = QUOTED_WORDS, max_chars: int = QUOTED_CHA
         notes.append("markup neutralized")
     return neutralized, notes
 
-NAMES = ("system", "system_plain", "reflect", "write", "generate", "generate_plain", "revise", "critique", "propose_domains")
+NAMES = ("system", "system_plain", "reflect", "reflect_many", "write", "generate", "generate_plain", "revise", "critique", "propose_domains")
 
 
 class PromptTemplates:

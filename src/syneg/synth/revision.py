@@ -3,7 +3,8 @@
 For each of a pair's ``negatives_per_pair`` slots, a candidate is written (:mod:`syneg.synth.writing`)
 and checked (:mod:`syneg.synth.checks`); one that fails goes back to the LLM with the reasons, up to
 ``max_rounds`` times. A failure of the writing alone (its length, a degenerate text) rewrites from the
-same reflection; any other asks for a new aspect. Every request's seed derives from the base seed, the
+same reflection; any other asks for a new aspect: the next one a reflection of several aspects proposed
+(``aspects_per_reflection``), or a new reflection. Every request's seed derives from the base seed, the
 pair, the slot and the round, so a rerun asks the same requests and the request cache answers them.
 """
 
@@ -121,6 +122,7 @@ class RevisionLoop:
         checks: CheckConfig,
         max_words: int,
         seed: int,
+        aspects_per_reflection: int = 1,
     ) -> None:
         self.client = client
         self.writer = writer
@@ -133,6 +135,7 @@ class RevisionLoop:
         self.checks = checks
         self.max_words = max_words
         self.seed = seed
+        self.aspects_per_reflection = aspects_per_reflection
         self.stats = SynthesisStats()
 
     @property
@@ -195,22 +198,28 @@ class RevisionLoop:
         instruction = self.writer.instruction(attributes, target_words)  # the same for every round of the slot
         follow_up = ""
         reflection: Reflection | None = None
+        spare: list[Reflection] = []  # aspects a reflection proposed whose titles passed, not yet written
         sections = sections_for(target_words)
         rejected: list[dict[str, Any]] = []
         for round_number in range(self.max_rounds + 1):
             seed = self._seed(pair.query_id, pair.pos_id, slot, round_number)
             try:
                 if reflection is None and self.writer.reflection and self.writer.prompt_style == "two-step":
-                    reflection = await self.writer.reflect(context.shown, attributes, seed, follow_up)
-                    title_check = self._title_check(context, reflection)
-                    if title_check is not None and not title_check.passed:
-                        self.stats.title_rejections += 1
-                        rejected.append({"round": round_number, "text": reflection.title, "aspect": reflection.aspect.strip(),
-                                         "reasoning": reflection.reasoning.strip(), "title_only": True,
-                                         "checks": {title_check.name: title_check.to_dict()}})
-                        follow_up = self._revision_request(title_check.reason, reflection.title)
-                        reflection = None
-                        continue
+                    if not spare:
+                        proposed = await self.writer.reflect_aspects(context.shown, attributes, seed, follow_up,
+                                                                     self.aspects_per_reflection)
+                        spare, turned_down = self._by_title(context, proposed)
+                        for title_reflection, title_check in turned_down:
+                            self.stats.title_rejections += 1
+                            rejected.append({"round": round_number, "text": title_reflection.title,
+                                             "aspect": title_reflection.aspect.strip(),
+                                             "reasoning": title_reflection.reasoning.strip(), "title_only": True,
+                                             "checks": {title_check.name: title_check.to_dict()}})
+                        if not spare:
+                            title_reflection, title_check = turned_down[0]
+                            follow_up = self._revision_request(title_check.reason, title_reflection.title)
+                            continue
+                    reflection = spare.pop(0)
                 candidate = await self.writer.write(context.shown, attributes, target_words, seed, follow_up, reflection, sections)
             except LLMError as error:
                 if error.fatal:
@@ -284,6 +293,31 @@ class RevisionLoop:
             results.append(CheckResult("llm_critique", float(answer.answers_query), 0.0, not answer.answers_query,
                                        f"it answers the query ({answer.reason})"))
         return {"answers_query": answer.answers_query, "reason": answer.reason}
+
+    def _by_title(
+        self, context: PairContext, proposed: list[Reflection]
+    ) -> tuple[list[Reflection], list[tuple[Reflection, CheckResult]]]:
+        """The proposed aspects whose titles pass ``title_below_positive``, in the order to write them, and
+        those turned down with their checks.
+
+        Most passages of a pair whose positive scores low against its query fail by scoring too close to
+        the query, so the title furthest below the cap that is still on topic is written first; titles
+        under the on-topic floor come after, the highest first. An aspect without a title cannot be
+        checked and comes last.
+        """
+        floor = similarity_window(float(context.query_vector @ context.positive_vector), self.checks)[0]
+        passed: list[tuple[tuple[int, float], Reflection]] = []
+        turned_down: list[tuple[Reflection, CheckResult]] = []
+        for reflection in proposed:
+            check = self._title_check(context, reflection)
+            if check is None:
+                passed.append(((2, 0.0), reflection))
+            elif not check.passed:
+                turned_down.append((reflection, check))
+            else:
+                passed.append(((0, check.value) if check.value >= floor else (1, -check.value), reflection))
+        passed.sort(key=lambda item: item[0])  # stable: equal keys keep the model's order
+        return [reflection for _, reflection in passed], turned_down
 
     def _title_check(self, context: PairContext, reflection: Reflection) -> CheckResult | None:
         """``title_below_positive`` on the reflection's title; None when it gave no title."""

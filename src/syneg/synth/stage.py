@@ -103,6 +103,7 @@ def synthesize(
             concurrency=options.concurrency if engine is not None else options.pairs_in_flight,
             templates=templates,
             prompt_style=options.prompt_style,
+            aspects_per_reflection=options.aspects_per_reflection,
             style_examples=style_examples_for(templates, corpus or dataset, seed=options.seed),
         )
         # Texts of the dataset that were not valid Unicode, repaired when it was read (see syneg.data.load_beir).

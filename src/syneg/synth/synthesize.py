@@ -36,7 +36,7 @@ from syneg.llm import LLMClient
 from syneg.progress import Progress
 from syneg.synth.attributes import AttributeSet
 from syneg.synth.checks import CheckConfig
-from syneg.synth.options import SYNTHESIZE, Ablation, Critique, PromptStyle
+from syneg.synth.options import MAX_ASPECTS_PER_REFLECTION, SYNTHESIZE, Ablation, Critique, PromptStyle
 from syneg.synth.pairs import Pair
 from syneg.synth.prompts import PromptTemplates
 from syneg.synth.revision import RevisionLoop, SynthesisStats
@@ -75,6 +75,9 @@ class Synthesizer:
             (0 of 6 candidates accepted with Qwen2.5-0.5B on the demo), hence the two-step default.
         style_examples: Texts of the collection for a write template that quotes ``$example`` (one per
             candidate, as a model of the corpus's style); required by such a template, unused otherwise.
+        aspects_per_reflection: Aspects one reflection proposes (two-step prompt), each with its title;
+            the titles are checked at once and the rounds that follow a rejected passage write from the
+            spare aspects before asking for a new reflection. 1 asks as before this option existed.
 
     Example::
 
@@ -105,11 +108,14 @@ class Synthesizer:
         templates: PromptTemplates | None = None,
         prompt_style: PromptStyle = SYNTHESIZE.prompt_style,
         style_examples: Sequence[str] = (),
+        aspects_per_reflection: int = SYNTHESIZE.aspects_per_reflection,
     ) -> None:
         for name, value, choices in (("ablation", ablation, Ablation), ("critique mode", critique, Critique),
                                      ("prompt style", prompt_style, PromptStyle)):
             if value not in get_args(choices):
                 raise ValueError(f"Unknown {name} {value!r}; expected one of {', '.join(get_args(choices))}")
+        if not 1 <= aspects_per_reflection <= MAX_ASPECTS_PER_REFLECTION:
+            raise ValueError(f"aspects_per_reflection must be 1 to {MAX_ASPECTS_PER_REFLECTION}, not {aspects_per_reflection}")
         self.client = client
         self.concurrency = concurrency
         self.templates = templates or PromptTemplates()
@@ -127,6 +133,7 @@ class Synthesizer:
             checks or CheckConfig(),
             max_words,
             seed,
+            aspects_per_reflection,
         )
 
     @property

@@ -50,6 +50,22 @@ class Reflection(BaseModel):
     title: str = ""
 
 
+class AspectOption(BaseModel):
+    aspect: str
+    reasoning: str
+    title: str
+
+
+class ReflectionOptions(BaseModel):
+    """A reflection that proposes several aspects of one topic (``reflect_many``)."""
+
+    topic: str
+    aspects: list[AspectOption]
+
+    def reflections(self) -> list[Reflection]:
+        return [Reflection(topic=self.topic, aspect=a.aspect, reasoning=a.reasoning, title=a.title) for a in self.aspects]
+
+
 # Reasoning comes before the text (the paper's reflection); naming the aspect first keeps small
 # models writing about it rather than about the task.
 REFLECTION_PROPERTIES: dict[str, Any] = {
@@ -58,6 +74,8 @@ REFLECTION_PROPERTIES: dict[str, Any] = {
 }
 
 
+# Generation budget of one aspect of a ``reflect_many`` answer (aspect, reasoning and title run to about 100).
+REFLECTION_TOKENS_PER_ASPECT = 130
 # Generation budget of a passage per target word: English scientific prose runs 1.3-1.5 tokens a word.
 TOKENS_PER_WORD = 1.6
 # A 0.5B model writes 60-70 words per part of a structured abstract whatever length it is asked for,
@@ -201,6 +219,30 @@ class CandidateWriter:
         ``reflection`` (same seed and parameters, so the same cache key); raises LLMError."""
         common = {"max_tokens": self.max_tokens, "temperature": self.temperature, "seed": seed}
         return await self._reflect(pair, self.system(attributes), follow_up, common)
+
+    async def reflect_aspects(self, pair: Pair, attributes: dict[str, str], seed: int, follow_up: str, count: int) -> list[Reflection]:
+        """``count`` reflections on one topic from one request (``reflect_many``); with ``count`` 1, the very
+        request of :meth:`reflect`, so that the caches written before this option still answer. Raises LLMError."""
+        if count == 1:
+            return [await self.reflect(pair, attributes, seed, follow_up)]
+        user = self.templates.render("reflect_many", query=pair.query, positive=pair.positive, count=str(count))
+        option = REFLECTION_PROPERTIES | {"title": {"type": "string", "minLength": 8, "maxLength": TITLE_MAX_CHARS}}
+        schema = {
+            "type": "object",
+            "properties": {
+                "topic": {"type": "string", "minLength": 3, "maxLength": 60},
+                "aspects": {"type": "array", "minItems": count, "maxItems": count,
+                            "items": {"type": "object", "properties": option, "required": ["aspect", "reasoning", "title"]}},
+            },
+            "required": ["topic", "aspects"],
+        }
+        # One aspect with its reasoning and title takes about 100 tokens; the budget grows with the count.
+        budget = 40 + REFLECTION_TOKENS_PER_ASPECT * count
+        common = {"max_tokens": budget, "temperature": self.temperature, "seed": seed}
+        answer, _ = await self.client.generate(
+            ChatRequest.chat(self.system(attributes), user + follow_up, schema=schema, **common), ReflectionOptions
+        )
+        return answer.reflections()
 
     async def _reflect(self, pair: Pair, system: str, follow_up: str, common: dict[str, Any]) -> Reflection:
         # The revision reasons go to the reflection only: a small model shown them while writing copies
