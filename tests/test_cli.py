@@ -59,6 +59,18 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert missing.returncode == 2 and "not a folder" in missing.stderr
 
 
+@pytest.mark.parametrize(("option", "line"), [
+    (["--max-rounds", "-1"], "error: --max-rounds: Input should be greater than or equal to 0"),
+    (["--aspects-per-reflection", "7"], "error: --aspects-per-reflection: Input should be less than or equal to 5"),
+    (["--aspects-per-reflection", "3", "--prompt-style", "single"], "error: aspects_per_reflection above 1 needs a reflection"),
+])
+def test_an_option_out_of_its_schema_is_one_line(tmp_path, option, line):
+    """A value the stage's option schema refuses is told as the option it came from, on one line, before any work."""
+    completed = syneg("synthesize", str(demo_path()), "-o", str(tmp_path / "x.jsonl"), *option, check=False)
+    assert completed.returncode == 2 and completed.stderr.startswith(line), completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.jsonl").exists()
+
+
 def test_view_writes_the_page(tmp_path):
     synthetic = Path(__file__).resolve().parents[1] / "bench" / "experiments" / "scifact-synthetic.jsonl"
     completed = syneg("view", str(synthetic), "-o", str(tmp_path / "page.html"))

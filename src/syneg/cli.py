@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -36,7 +37,6 @@ from syneg.retrieval.encoder import DEFAULT_BACKEND, Backend
 from syneg.retrieval.mining import MINE
 from syneg.retrieval.search import DEFAULT_SEARCH, SearchBackend
 from syneg.synth import SYNTHESIZE, Ablation, CheckConfig, Critique, PromptStyle
-from syneg.synth.options import MAX_ASPECTS_PER_REFLECTION
 from syneg.training import TRAIN, TrainLoss, TrainPrecision
 
 # Defaults and choices of every stage option come from the stage's schema (syneg.options): one set for
@@ -380,8 +380,7 @@ def synthesize(
     critique: Annotated[Critique, typer.Option(help="LLM self-critique: off, record or enforce.")] = SYNTHESIZE.critique,
     prompt_style: Annotated[PromptStyle, typer.Option(help="two-step (reflect, then write) or single (one JSON answer).")] = SYNTHESIZE.prompt_style,
     aspects_per_reflection: Annotated[
-        int, typer.Option(min=1, max=MAX_ASPECTS_PER_REFLECTION,
-                          help="two-step: aspects one reflection proposes; rounds after a rejected passage write from the spare ones.")
+        int, typer.Option(help="two-step: aspects one reflection proposes (1-5); rounds after a rejected passage write the spare ones.")
     ] = SYNTHESIZE.aspects_per_reflection,
     prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates overriding the shipped ones.")] = SYNTHESIZE.prompts,
     max_words: Annotated[int, typer.Option(help="Cap on the target length of a negative, in words.")] = SYNTHESIZE.max_words,
@@ -631,6 +630,9 @@ def main() -> None:
     except KeyboardInterrupt:
         _interrupted()
         sys.exit(INTERRUPTED)
+    except ValidationError as error:  # an option's value out of its schema: one line per option, as the CLI names it
+        _error("; ".join(_option_problem(problem) for problem in error.errors()))
+        sys.exit(2)
     except (DataError, ValueError, FileNotFoundError, ImportError) as error:
         _error(str(error))
         sys.exit(2)
@@ -672,6 +674,12 @@ def resume_command(arguments: list[str]) -> list[str]:
     if command != "train" or "--resume" in arguments:
         return arguments
     return [argument for argument in arguments if argument != "--no-resume"] + ["--resume"]
+
+
+def _option_problem(problem: Any) -> str:
+    """One error of a stage's option schema as ``--option: message`` (pydantic's own text is several lines)."""
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    return f"--{str(problem['loc'][0]).replace('_', '-')}: {message}" if problem["loc"] else message
 
 
 def _error(message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from syneg.llm import ChatRequest, Completion, LLMClient
 from syneg.synth import AttributeSet, CheckConfig, Pair, Synthesizer
@@ -209,23 +210,27 @@ def test_a_title_cut_at_the_cap_does_not_end_on_a_word_that_leaves_it_hanging():
 
 
 class AspectsBackend(ScriptedBackend):
-    """Answers each ``reflect_many`` request with one aspect per title of ``titles``."""
+    """Answers each ``reflect_many`` request with one aspect per title of the next list of ``reflections``."""
 
-    def __init__(self, negatives: list[str], titles: list[str]) -> None:
+    def __init__(self, negatives: list[str], reflections: list[list[str]]) -> None:
         super().__init__(negatives)
-        self.titles = list(titles)
+        self.answers = list(reflections)
         self.reflections = 0
 
     async def complete(self, request: ChatRequest) -> Completion:
         if "aspects" in (request.schema or {}).get("properties", {}):
             self.reflections += 1
             self.prompts.append(request.messages[-1][1])
-            count = request.schema["properties"]["aspects"]["minItems"]
             aspects = [{"aspect": f"aspect {i}", "reasoning": "Same substance.", "title": title}
-                       for i, title in enumerate(self.titles[:count])]
+                       for i, title in enumerate(self.answers.pop(0))]
             return Completion(text=json.dumps({"topic": "caffeine", "aspects": aspects}), prompt_tokens=10,
                               completion_tokens=10, latency=0.01)
         return await super().complete(request)
+
+
+def aspects_synthesizer(backend: AspectsBackend, encoder, **options) -> Synthesizer:
+    return Synthesizer(LLMClient(backend), attributes=AttributeSet(domain=["Pharmacology"]), encoder=encoder,
+                       aspects_per_reflection=3, **({"max_rounds": 2} | options))
 
 
 def test_one_reflection_of_several_aspects_serves_the_rounds_after_a_rejected_passage(tmp_path, encoder):
@@ -233,10 +238,8 @@ def test_one_reflection_of_several_aspects_serves_the_rounds_after_a_rejected_pa
     out, and a passage turned down for its aspect is followed by the next spare aspect, not a new reflection;
     the on-topic title furthest below the cap goes first."""
     titles = [PAIR.query, "Caffeine in tea", "Caffeine in cocoa"]  # short: the passage stays within 1.3x its positive
-    backend = AspectsBackend([ECHO, GOOD], titles)
-    synthesizer = Synthesizer(LLMClient(backend), attributes=AttributeSet(domain=["Pharmacology"]), max_rounds=2,
-                              encoder=encoder, aspects_per_reflection=3)
-    stats = synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
+    backend = AspectsBackend([ECHO, GOOD], [titles])
+    stats = aspects_synthesizer(backend, encoder).run([PAIR], tmp_path / "out.jsonl", show_progress=False)
     assert backend.reflections == 1 and stats["requests"] == 3, stats
     assert stats["title_rejections"] == 1 and stats["candidates"] == 2 and stats["accepted"] == 1
     [reflect, first_write, second_write] = backend.prompts
@@ -251,6 +254,33 @@ def test_one_reflection_of_several_aspects_serves_the_rounds_after_a_rejected_pa
     assert echo["text"].endswith(ECHO) and details["rounds"] == 1
 
 
+def test_when_every_proposed_title_matches_the_query_the_next_round_reflects_again(tmp_path, encoder):
+    backend = AspectsBackend([GOOD], [[PAIR.query, PAIR.query + " Yes.", PAIR.query], ["Caffeine in tea"] * 3])
+    stats = aspects_synthesizer(backend, encoder).run([PAIR], tmp_path / "out.jsonl", show_progress=False)
+    assert backend.reflections == 2 and stats["title_rejections"] == 3 and stats["accepted"] == 1
+    first_reflect, second_reflect, _write = backend.prompts
+    assert "rejected because" not in first_reflect and "matches the query as well as the answer" in second_reflect
+
+
+def test_a_passage_of_the_wrong_length_is_rewritten_before_a_spare_aspect_is_used(tmp_path, encoder):
+    """A length failure is the writing's, not the aspect's: the same aspect is written again, the spares wait."""
+    too_long = GOOD + (" Green tea leaves are steamed, rolled and dried within hours of picking, which keeps their colour,"
+                       " while black tea leaves are left to oxidise until they darken and lose most of their grassy taste.")
+    backend = AspectsBackend([too_long, ECHO, GOOD], [["Caffeine in tea", "Caffeine in cocoa", "Caffeine in cola"]])
+    stats = aspects_synthesizer(backend, encoder, max_rounds=3).run([PAIR], tmp_path / "out.jsonl", show_progress=False)
+    assert backend.reflections == 1 and stats["candidates"] == 3 and stats["accepted"] == 1, stats
+    assert stats["check_failures"]["length"] == 1 and stats["check_failures"]["not_echo"] == 1
+    first, rewrite, next_aspect = (re.search(r'article "([^"]+)"', write).group(1) for write in backend.prompts[1:])
+    assert first == rewrite and next_aspect != first  # the echo was the aspect's failure: the next spare aspect
+
+
+def test_a_reflection_that_proposes_no_aspect_costs_its_round_not_the_run(tmp_path, encoder):
+    """Without a grammar a backend may answer an empty list: an LLM error of that round, not a crash."""
+    backend = AspectsBackend([GOOD], [[], ["Caffeine in tea"] * 3])
+    stats = aspects_synthesizer(backend, encoder).run([PAIR], tmp_path / "out.jsonl", show_progress=False)
+    assert stats["llm_errors"] == 1 and backend.reflections == 2 and stats["accepted"] == 1
+
+
 def test_aspects_per_reflection_is_bounded():
     import pytest
 
@@ -260,3 +290,8 @@ def test_aspects_per_reflection_is_bounded():
         Synthesizer(LLMClient(ScriptedBackend([])), aspects_per_reflection=6)
     with pytest.raises(ValueError, match="less than or equal to 5"):
         SynthesizeOptions(aspects_per_reflection=6)
+    for unreflected in ({"prompt_style": "single"}, {"ablation": "no-attributes-no-reflection"}):
+        with pytest.raises(ValueError, match="needs a reflection"):
+            SynthesizeOptions(aspects_per_reflection=2, **unreflected)
+        with pytest.raises(ValueError, match="needs a reflection"):
+            Synthesizer(LLMClient(ScriptedBackend([])), aspects_per_reflection=2, **unreflected)

@@ -11,7 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from syneg import llm
 from syneg.llm import BackendName, LLMClient, StructuredOutput
@@ -22,8 +22,18 @@ from syneg.synth.checks import CheckConfig
 Ablation = Literal["none", "no-attributes", "no-attributes-no-reflection"]
 Critique = Literal["off", "record", "enforce"]
 PromptStyle = Literal["two-step", "single"]
-# A 0.5B model asked for more aspects at once repeats itself, and the answer must fit the reflection's budget.
+# A 0.5B model asked for many aspects at once repeats itself; five bound the reflection's answer.
 MAX_ASPECTS_PER_REFLECTION = 5
+
+
+def check_aspects_per_reflection(count: int, prompt_style: str, ablation: str) -> None:
+    """Raises ValueError unless ``count`` aspects per reflection can be asked: 1 to the maximum, and more
+    than 1 only where there is a reflection to ask (the two-step prompt, an ablation that keeps it)."""
+    if not 1 <= count <= MAX_ASPECTS_PER_REFLECTION:
+        raise ValueError(f"aspects_per_reflection must be 1 to {MAX_ASPECTS_PER_REFLECTION}, not {count}")
+    if count > 1 and (prompt_style != "two-step" or ablation == "no-attributes-no-reflection"):
+        raise ValueError("aspects_per_reflection above 1 needs a reflection: prompt_style two-step and an ablation "
+                         "other than no-attributes-no-reflection")
 
 
 class LLMOptions(StageOptions):
@@ -90,6 +100,11 @@ class SynthesizeOptions(LLMOptions, EngineOptions):
     temperature: float = Field(0.7, ge=0)
     seed: int = 0
     checks: dict[str, float] = Field(default_factory=dict, description="Overrides of syneg.synth.CheckConfig thresholds.")
+
+    @model_validator(mode="after")
+    def _aspects_need_a_reflection(self) -> SynthesizeOptions:
+        check_aspects_per_reflection(self.aspects_per_reflection, self.prompt_style, self.ablation)
+        return self
 
     @field_validator("checks")
     @classmethod

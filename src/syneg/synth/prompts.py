@@ -6,7 +6,8 @@ The shipped templates live in ``syneg/synth/prompts/*.txt`` and use ``$name`` pl
 
 Templates: ``system`` (the expert role, with ``$domain``), ``system_plain`` (no attributes),
 ``reflect`` (``$query``, ``$positive``: the topic, aspect and reasoning), ``reflect_many`` (the same
-with ``$count`` aspects, each with its reasoning and title) and ``write`` (``$aspect``,
+with ``$count`` aspects, each with its reasoning and title, for ``aspects_per_reflection`` above 1: a
+folder that overrides ``reflect`` overrides it too) and ``write`` (``$aspect``,
 ``$topic``, ``$attributes``, ``$subject``, the query: the text, and ``$example``, another text of the
 collection as a model of its style, which the shipped template leaves out) for the two-step prompt, ``generate`` (``$query``,
 ``$positive``, ``$attributes``) for the single-call prompt, ``generate_plain`` (no reasoning: the

@@ -64,7 +64,7 @@ class SynthesisStats:
     accepted: int = 0
     rejected: int = 0
     failed_slots: int = 0
-    # Reflections whose title alone scored too close to the query: no passage was asked for.
+    # Aspects whose title alone scored too close to the query: no passage was asked for.
     title_rejections: int = 0
     llm_errors: int = 0
     check_failures: Counter[str] = field(default_factory=Counter)
@@ -305,11 +305,18 @@ class RevisionLoop:
         under the on-topic floor come after, the highest first. An aspect without a title cannot be
         checked and comes last.
         """
-        floor = similarity_window(float(context.query_vector @ context.positive_vector), self.checks)[0]
+        positive_score = float(context.query_vector @ context.positive_vector)
+        floor = similarity_window(positive_score, self.checks)[0]
+        titled = [reflection.title for reflection in proposed if reflection.title.strip()]
+        # One title is encoded alone, as before this option existed; several at once.
+        vectors = iter(self.encoder.encode_documents(titled) if len(titled) > 1 else [])
         passed: list[tuple[tuple[int, float], Reflection]] = []
         turned_down: list[tuple[Reflection, CheckResult]] = []
         for reflection in proposed:
-            check = self._title_check(context, reflection)
+            if len(titled) > 1 and reflection.title.strip():
+                check = title_below_positive(float(next(vectors) @ context.query_vector), positive_score, self.checks)
+            else:
+                check = self._title_check(context, reflection)
             if check is None:
                 passed.append(((2, 0.0), reflection))
             elif not check.passed:

@@ -36,7 +36,7 @@ from syneg.llm import LLMClient
 from syneg.progress import Progress
 from syneg.synth.attributes import AttributeSet
 from syneg.synth.checks import CheckConfig
-from syneg.synth.options import MAX_ASPECTS_PER_REFLECTION, SYNTHESIZE, Ablation, Critique, PromptStyle
+from syneg.synth.options import SYNTHESIZE, Ablation, Critique, PromptStyle, check_aspects_per_reflection
 from syneg.synth.pairs import Pair
 from syneg.synth.prompts import PromptTemplates
 from syneg.synth.revision import RevisionLoop, SynthesisStats
@@ -114,8 +114,7 @@ class Synthesizer:
                                      ("prompt style", prompt_style, PromptStyle)):
             if value not in get_args(choices):
                 raise ValueError(f"Unknown {name} {value!r}; expected one of {', '.join(get_args(choices))}")
-        if not 1 <= aspects_per_reflection <= MAX_ASPECTS_PER_REFLECTION:
-            raise ValueError(f"aspects_per_reflection must be 1 to {MAX_ASPECTS_PER_REFLECTION}, not {aspects_per_reflection}")
+        check_aspects_per_reflection(aspects_per_reflection, prompt_style, ablation)
         self.client = client
         self.concurrency = concurrency
         self.templates = templates or PromptTemplates()

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from syneg.llm import ChatRequest, LLMClient
+from syneg.llm import ChatRequest, LLMClient, LLMError
 from syneg.synth.options import Ablation, PromptStyle
 from syneg.synth.pairs import Pair
 from syneg.synth.passages import as_passage, is_structured
@@ -53,7 +53,7 @@ class Reflection(BaseModel):
 class AspectOption(BaseModel):
     aspect: str
     reasoning: str
-    title: str
+    title: str = ""
 
 
 class ReflectionOptions(BaseModel):
@@ -72,9 +72,11 @@ REFLECTION_PROPERTIES: dict[str, Any] = {
     "aspect": {"type": "string", "minLength": 3, "maxLength": 80},
     "reasoning": {"type": "string", "maxLength": 240},
 }
+TOPIC_PROPERTY: dict[str, Any] = {"type": "string", "minLength": 3, "maxLength": 60}
+TITLE_PROPERTY: dict[str, Any] = {"type": "string", "minLength": 8, "maxLength": TITLE_MAX_CHARS}
 
 
-# Generation budget of one aspect of a ``reflect_many`` answer (aspect, reasoning and title run to about 100).
+# Generation budget of one aspect of a ``reflect_many`` answer: its aspect, reasoning and title run to about 100 tokens.
 REFLECTION_TOKENS_PER_ASPECT = 130
 # Generation budget of a passage per target word: English scientific prose runs 1.3-1.5 tokens a word.
 TOKENS_PER_WORD = 1.6
@@ -226,30 +228,29 @@ class CandidateWriter:
         if count == 1:
             return [await self.reflect(pair, attributes, seed, follow_up)]
         user = self.templates.render("reflect_many", query=pair.query, positive=pair.positive, count=str(count))
-        option = REFLECTION_PROPERTIES | {"title": {"type": "string", "minLength": 8, "maxLength": TITLE_MAX_CHARS}}
+        option = REFLECTION_PROPERTIES | {"title": TITLE_PROPERTY}
         schema = {
             "type": "object",
             "properties": {
-                "topic": {"type": "string", "minLength": 3, "maxLength": 60},
+                "topic": TOPIC_PROPERTY,
                 "aspects": {"type": "array", "minItems": count, "maxItems": count,
                             "items": {"type": "object", "properties": option, "required": ["aspect", "reasoning", "title"]}},
             },
             "required": ["topic", "aspects"],
         }
-        # One aspect with its reasoning and title takes about 100 tokens; the budget grows with the count.
-        budget = 40 + REFLECTION_TOKENS_PER_ASPECT * count
-        common = {"max_tokens": budget, "temperature": self.temperature, "seed": seed}
+        common = {"max_tokens": 40 + REFLECTION_TOKENS_PER_ASPECT * count, "temperature": self.temperature, "seed": seed}
         answer, _ = await self.client.generate(
             ChatRequest.chat(self.system(attributes), user + follow_up, schema=schema, **common), ReflectionOptions
         )
+        if not answer.aspects:  # a backend without the grammar may answer an empty list
+            raise LLMError("schema", "the reflection proposed no aspect")
         return answer.reflections()
 
     async def _reflect(self, pair: Pair, system: str, follow_up: str, common: dict[str, Any]) -> Reflection:
         # The revision reasons go to the reflection only: a small model shown them while writing copies
         # them into the text, and a new aspect is what most failures (on topic, leak, paraphrase) need.
         user = self.templates.render("reflect", query=pair.query, positive=pair.positive)
-        properties = ({"topic": {"type": "string", "minLength": 3, "maxLength": 60}} | REFLECTION_PROPERTIES
-                      | {"title": {"type": "string", "minLength": 8, "maxLength": TITLE_MAX_CHARS}})
+        properties = {"topic": TOPIC_PROPERTY} | REFLECTION_PROPERTIES | {"title": TITLE_PROPERTY}
         schema = {"type": "object", "properties": properties, "required": ["topic", "aspect", "reasoning", "title"]}
         reflection, _ = await self.client.generate(
             ChatRequest.chat(system, user + follow_up, schema=schema, **(common | {"max_tokens": 150})), Reflection
