@@ -24,8 +24,10 @@ Usage::
     python bench/synthesis_bench.py --grammar-compare --pairs 20 --out bench/out/grammar-compare
     # the default sampling temperature (0.7) against another
     python bench/synthesis_bench.py --compare-temperature 0.3 --pairs 20 --out bench/out/temperature-compare
-    # one aspect per reflection (the default) against three, the rounds after a rejected passage writing the spares
+    # one aspect per reflection (the default) against three, the rounds after a rejected passage writing the spares;
+    # --with-baseline runs the earlier revision beside them (the cost goal, three workers at once)
     python bench/synthesis_bench.py --compare-aspects 3 --pairs 50 --out bench/out/aspects-compare
+    python bench/synthesis_bench.py --compare-aspects 3 --with-baseline --pairs 50 --out bench/out/aspects-compare
     # the default checks against overrides (here: every reflection written out, as before the title check)
     python bench/synthesis_bench.py --compare-checks max_title_ratio=100 --pairs 20 --out bench/out/title-compare
     # the shipped prompts against a folder of overrides (e.g. bench/prompts/register)
@@ -236,8 +238,9 @@ def compare(args: argparse.Namespace) -> dict:
         versions = {"current": (CURRENT_SRC, model),
                     f"prompts-{args.prompts.name}": (CURRENT_SRC, [*model, "--prompts", str(args.prompts.resolve())])}
     else:
-        versions = {f"baseline-{args.baseline}": (baseline_source(args.baseline, args.out), model),
-                    "current": (CURRENT_SRC, model)}
+        versions = {"current": (CURRENT_SRC, model)}
+    if args.with_baseline or len(versions) == 1:  # the earlier revision beside the current tree's versions
+        versions = {f"baseline-{args.baseline}": (baseline_source(args.baseline, args.out), model)} | versions
     processes = {}
     for name, (source, worker_args) in versions.items():
         command = [sys.executable, __file__, "--worker", "--data", str(args.data), "--split", args.split,
@@ -408,6 +411,8 @@ def main() -> None:
     parser.add_argument("--compare-aspects", type=int, default=None, metavar="N",
                         help="Compare the default aspects per reflection with N, on the current tree")
     parser.add_argument("--aspects", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--with-baseline", action="store_true",
+                        help="Run the --baseline revision beside a comparison of the current tree's versions (three at once)")
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads of the throughput measurement")
     parser.add_argument("--in-flight", type=int, default=4)
