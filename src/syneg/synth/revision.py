@@ -308,30 +308,20 @@ class RevisionLoop:
         positive_score = float(context.query_vector @ context.positive_vector)
         floor = similarity_window(positive_score, self.checks)[0]
         titled = [reflection.title for reflection in proposed if reflection.title.strip()]
-        # One title is encoded alone, as before this option existed; several at once.
-        vectors = iter(self.encoder.encode_documents(titled) if len(titled) > 1 else [])
+        vectors = iter(self.encoder.encode_documents(titled) if titled else [])  # all titles in one call
         passed: list[tuple[tuple[int, float], Reflection]] = []
         turned_down: list[tuple[Reflection, CheckResult]] = []
         for reflection in proposed:
-            if len(titled) > 1 and reflection.title.strip():
-                check = title_below_positive(float(next(vectors) @ context.query_vector), positive_score, self.checks)
-            else:
-                check = self._title_check(context, reflection)
-            if check is None:
+            if not reflection.title.strip():
                 passed.append(((2, 0.0), reflection))
-            elif not check.passed:
+                continue
+            check = title_below_positive(float(next(vectors) @ context.query_vector), positive_score, self.checks)
+            if not check.passed:
                 turned_down.append((reflection, check))
             else:
                 passed.append(((0, check.value) if check.value >= floor else (1, -check.value), reflection))
         passed.sort(key=lambda item: item[0])  # stable: equal keys keep the model's order
         return [reflection for _, reflection in passed], turned_down
-
-    def _title_check(self, context: PairContext, reflection: Reflection) -> CheckResult | None:
-        """``title_below_positive`` on the reflection's title; None when it gave no title."""
-        if not reflection.title.strip():
-            return None
-        similarity = float(self.encoder.encode_documents([reflection.title])[0] @ context.query_vector)
-        return title_below_positive(similarity, float(context.query_vector @ context.positive_vector), self.checks)
 
     def _revision_request(self, reasons: str, previous: str) -> str:
         """What the next reflection is asked after a rejected round: the reasons and the start of what failed."""
