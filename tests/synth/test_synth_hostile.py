@@ -131,9 +131,12 @@ def test_mine_and_synthesize_hold_on_hostile_texts(hostile: Path, tmp_path: Path
                         "--max-rounds", "0", "--max-words", "50", "--threads", "1", "--json", cwd=tmp_path)
     assert synthesized.returncode == 0 and "Traceback" not in synthesized.stderr, synthesized.stderr[-3000:]
     stats = json.loads(synthesized.stdout)
-    # Every pair was written, every slot got a candidate: no prompt overflowed the context (a 100,000-character
-    # query did), and the grammar held the answers to JSON whatever the texts asked for.
-    assert stats["pairs"] == 2 and stats["candidates"] == 2 and stats["llm_errors"] == 0, stats
+    # Every pair was written, every slot got a parsed reflection: no prompt overflowed the context (a 100,000-character
+    # query did), and the grammar held the answers to JSON whatever the texts asked for. A reflection's title may
+    # still be turned down by the title check (the 0.5B on an AVX2 EPYC titles q2 "Telomeres and Ageing", the
+    # query itself): that is the check working, so a slot ends as a candidate or as a title rejection.
+    assert stats["pairs"] == 2 and stats["llm_errors"] == 0, stats
+    assert stats["candidates"] + stats["title_rejections"] == 2, stats
     assert not set(stats["failures"]) & {"backend", "invalid_json", "schema", "empty"}, stats["failures"]
     assert stats["repaired_texts"] == {"corpus": 2, "queries": 1}
     assert stats["quoted_texts"] == {
