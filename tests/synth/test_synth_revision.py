@@ -295,3 +295,16 @@ def test_aspects_per_reflection_is_bounded():
             SynthesizeOptions(aspects_per_reflection=2, **unreflected)
         with pytest.raises(ValueError, match="needs a reflection"):
             Synthesizer(LLMClient(ScriptedBackend([])), aspects_per_reflection=2, **unreflected)
+
+
+def test_a_mangled_abbreviation_goes_back_to_the_reflection_with_the_positives_own(tmp_path, encoder):
+    """Small models gloss the pair's abbreviations with invented expansions; the revision request names it."""
+    pair = Pair(PAIR.query_id, PAIR.query, PAIR.pos_id, PAIR.positive.replace(
+        "Caffeine has a half-life", "Cytochrome P450 1A2 (CYP1A2) clears it: caffeine has a half-life"))
+    mangled = GOOD.replace("Caffeine is found", "Caffeine, cleared by CYP1A2 (Caffeine Yield Protein), is found")
+    backend = ScriptedBackend([mangled, GOOD])
+    stats = Synthesizer(LLMClient(backend), max_rounds=2, encoder=encoder).run([pair], tmp_path / "out.jsonl",
+                                                                                 show_progress=False)
+    assert stats["check_failures"] == {"abbreviations_match": 1} and stats["accepted"] == 1
+    revised_reflect = backend.prompts[2]
+    assert "it expands CYP1A2 as 'Caffeine Yield Protein', which does not spell it" in revised_reflect

@@ -13,7 +13,15 @@ from syneg.synth.attributes import (
     propose_attributes,
     propose_attributes_sync,
 )
-from syneg.synth.checks import CheckConfig, CheckResult, answer_leak, degeneration, is_echo, run_checks
+from syneg.synth.checks import (
+    CheckConfig,
+    CheckResult,
+    abbreviation_conflicts,
+    answer_leak,
+    degeneration,
+    is_echo,
+    run_checks,
+)
 from syneg.synth.options import SYNTHESIZE, Ablation, Critique, LLMOptions, PromptStyle, SynthesizeOptions
 from syneg.synth.prompts import PromptTemplates
 from syneg.synth.pairs import Pair, pairs_from_beir, pairs_from_training_set
@@ -36,6 +44,7 @@ __all__ = [
     "SynthesisStats",
     "SynthesizeOptions",
     "Synthesizer",
+    "abbreviation_conflicts",
     "answer_leak",
     "as_passage",
     "attribute_file",
