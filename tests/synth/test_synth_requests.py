@@ -47,7 +47,10 @@ def snapshot(source: Path, target: Path) -> Path:
 
 def test_the_committed_scifact_cache_answers_every_request_of_its_first_pairs(tmp_path, encoder):
     config = RunConfig.load(EXPERIMENTS / "scifact-all.yaml")
-    options = config.synthesize
+    # Checks added after these pairs were written turn down texts the run kept (abbreviations_match: "BIR (Breast
+    # Cancer Indicators)" in one of the first pairs), and a round turned down asks anew; the replay is of the requests,
+    # so it keeps the run's checks by turning the later one off.
+    options = config.synthesize.model_copy(update={"checks": {**config.synthesize.checks, "max_abbreviation_conflicts": 99}})
     count = first_pairs(options.file)
     pairs = pairs_from_training_set(options.file, limit=count)
     client = options.model_copy(update={"cache": snapshot(options.cache, tmp_path / "cache.sqlite")}).client()
