@@ -20,6 +20,16 @@ PASSAGE = ("Vaccine cold chains in rural clinics depend on solar refrigerators w
            "and that staff training reduced spoilage by a third over two years of monitoring.")
 
 
+def reflection(response_format: dict) -> str:
+    """The answer to a reflection request: one aspect, or as many as a ``reflect_many`` schema asks for."""
+    schema = response_format.get("json_schema", {}).get("schema") or response_format.get("schema") or {}
+    properties = schema.get("properties", {})
+    if "aspects" not in properties:
+        return json.dumps(REFLECTION)
+    aspect = {key: REFLECTION[key] for key in ("aspect", "reasoning", "title")}
+    return json.dumps({"topic": REFLECTION["topic"], "aspects": [aspect] * properties["aspects"]["minItems"]})
+
+
 class QuietJSONHandler(BaseHTTPRequestHandler):
     """A loopback handler that logs nothing and answers JSON, quietly when its client is gone."""
 
@@ -79,7 +89,7 @@ class EchoingChatServer:
                 server.busy += 1
                 try:
                     time.sleep(server.delay)
-                    content = json.dumps(REFLECTION) if "response_format" in body else server.passage
+                    content = reflection(body["response_format"]) if "response_format" in body else server.passage
                     body_hash = hashlib.sha1(raw).hexdigest()
                     server.answered[body_hash] += 1
                     self.reply(200, json.dumps({

@@ -271,6 +271,18 @@ def test_auto_stays_out_of_the_fingerprints_and_an_explicit_choice_enters_them(t
     assert (chosen["mine"]["backend"], chosen["train"]["precision"], chosen["evaluate"]["backend"]) == ("torch", "fp32", "onnx-int8")
 
 
+def test_a_default_that_changed_records_the_new_value_and_keeps_the_markers_written_before():
+    """``aspects_per_reflection`` came in at 1 and became 3 where there is a reflection: the settings leave it out
+    at 1 (so the committed syntheses, written with 1, keep their fingerprints) and record any other value, the new
+    default included (so a run written with 3 is not taken for one written with 1)."""
+    from syneg.pipeline.plan import recorded_options
+    from syneg.synth import SynthesizeOptions
+
+    assert "aspects_per_reflection" not in recorded_options(SynthesizeOptions(aspects_per_reflection=1), "synthesize")
+    assert recorded_options(SynthesizeOptions(), "synthesize")["aspects_per_reflection"] == 3
+    assert "aspects_per_reflection" not in recorded_options(SynthesizeOptions(prompt_style="single"), "synthesize")
+
+
 @pytest.mark.parametrize("name", ["scifact", "nfcorpus", "scifact-full"])
 def test_the_committed_experiments_plan_every_stage_as_done(name, no_stage_work):
     """Without running anything: every stage the plan of a committed experiment config holds (every arm and

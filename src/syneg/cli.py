@@ -380,8 +380,9 @@ def synthesize(
     critique: Annotated[Critique, typer.Option(help="LLM self-critique: off, record or enforce.")] = SYNTHESIZE.critique,
     prompt_style: Annotated[PromptStyle, typer.Option(help="two-step (reflect, then write) or single (one JSON answer).")] = SYNTHESIZE.prompt_style,
     aspects_per_reflection: Annotated[
-        int, typer.Option(help="two-step: aspects one reflection proposes (1-5); rounds after a rejected passage write the spare ones.")
-    ] = SYNTHESIZE.aspects_per_reflection,
+        int | None, typer.Option(help="two-step: aspects one reflection proposes (1-5); rounds after a rejected passage write "
+                                      "the spare ones. Default: 3 with a reflection, else 1.")
+    ] = None,
     prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates overriding the shipped ones.")] = SYNTHESIZE.prompts,
     max_words: Annotated[int, typer.Option(help="Cap on the target length of a negative, in words.")] = SYNTHESIZE.max_words,
     max_tokens: Annotated[int, typer.Option(help="Generation budget per LLM answer.")] = SYNTHESIZE.max_tokens,

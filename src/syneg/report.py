@@ -307,7 +307,7 @@ def _synthesis_table(summary: dict[str, Any]) -> list[str]:
     style = generation.get("prompt_style", "two-step")
     prompt = (f"`{style}` ({PROMPT_STYLES.get(style, style)}), ablation `{generation.get('ablation', 'none')}`, "
               f"up to {generation.get('max_rounds')} revision rounds")
-    if generation.get("aspects_per_reflection", 1) > 1:  # recorded only away from its default (see pipeline.plan)
+    if generation.get("aspects_per_reflection", 1) > 1:  # recorded only away from 1 (pipeline.plan.LEGACY_VALUES)
         prompt += f", {generation['aspects_per_reflection']} aspects per reflection"
     held = ", ".join(f"{count} with {negatives}" for negatives, count in summary["pairs_by_negatives"].items())
     out = ["### How the synthetic negatives were made", "", "| setting | value |", "|---|---|",

@@ -32,6 +32,9 @@ class DomainsThenPassages:
             text = json.dumps({"domains": ["Oceanography"]})
         elif "aspect" in properties:
             text = json.dumps({"topic": "tides", "aspect": "tidal range", "reasoning": "Same subject, other question."})
+        elif "aspects" in properties:  # the default: several aspects from one reflection
+            aspect = {"aspect": "tidal range", "reasoning": "Same subject, other question.", "title": "Tidal range"}
+            text = json.dumps({"topic": "tides", "aspects": [aspect] * properties["aspects"]["minItems"]})
         else:
             text = PASSAGE
         return Completion(text=text, prompt_tokens=10, completion_tokens=10, latency=0.01)

@@ -1,4 +1,7 @@
-"""The reflect-write-check-revise loop, with a scripted backend whose answers are known in advance."""
+"""The reflect-write-check-revise loop, with a scripted backend whose answers are known in advance.
+
+Tests of what a revision request carries ask for one aspect per reflection: with the default three, the
+rounds after a rejection write the spare aspects first (the tests with ``AspectsBackend``)."""
 
 from __future__ import annotations
 
@@ -36,6 +39,9 @@ class ScriptedBackend:
             text = json.dumps({"reason": "it names caffeine", "answers_query": True})
         elif "aspect" in properties:
             text = json.dumps({"topic": "caffeine", "aspect": "caffeine in drinks", "reasoning": "Same substance, no half-life."})
+        elif "aspects" in properties:  # several aspects from one reflection (the default): the same one, untitled
+            aspect = {"aspect": "caffeine in drinks", "reasoning": "Same substance, no half-life.", "title": ""}
+            text = json.dumps({"topic": "caffeine", "aspects": [aspect] * properties["aspects"]["minItems"]})
         elif request.schema is None:  # the passage is asked for as free text
             text = self.negatives.pop(0)
         else:
@@ -49,7 +55,7 @@ class ScriptedBackend:
 def test_failed_candidate_is_revised_with_the_reasons(tmp_path, encoder):
     backend = ScriptedBackend([ECHO, GOOD])
     synthesizer = Synthesizer(LLMClient(backend), attributes=AttributeSet(domain=["Pharmacology"]), max_rounds=2,
-                              encoder=encoder)
+                              encoder=encoder, aspects_per_reflection=1)
     stats = synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
     assert stats["candidates"] == 2 and stats["accepted"] == 1 and stats["rejected"] == 1
     assert stats["check_failures"] == {"not_echo": 1} and stats["rounds_of_accepted"] == {"1": 1}
@@ -171,7 +177,7 @@ def test_a_reflection_whose_title_already_matches_the_query_is_not_written_out(t
     passage the 95% rule rejects: the passage is not asked for, and the next round reflects again."""
     backend = TitlesBackend([GOOD], [PAIR.query, "Caffeine in drinks"])
     synthesizer = Synthesizer(LLMClient(backend), attributes=AttributeSet(domain=["Pharmacology"]), max_rounds=1,
-                              encoder=encoder)
+                              encoder=encoder, aspects_per_reflection=1)
     stats = synthesizer.run([PAIR], tmp_path / "out.jsonl", show_progress=False)
     assert stats["title_rejections"] == 1 and stats["candidates"] == 1 and stats["accepted"] == 1, stats["check_failures"]
     first_reflect, second_reflect, write = backend.prompts
@@ -303,7 +309,7 @@ def test_a_mangled_abbreviation_goes_back_to_the_reflection_with_the_positives_o
         "Caffeine has a half-life", "Cytochrome P450 1A2 (CYP1A2) clears it: caffeine has a half-life"))
     mangled = GOOD.replace("Caffeine is found", "Caffeine, cleared by CYP1A2 (Caffeine Yield Protein), is found")
     backend = ScriptedBackend([mangled, GOOD])
-    stats = Synthesizer(LLMClient(backend), max_rounds=2, encoder=encoder).run([pair], tmp_path / "out.jsonl",
+    stats = Synthesizer(LLMClient(backend), max_rounds=2, encoder=encoder, aspects_per_reflection=1).run([pair], tmp_path / "out.jsonl",
                                                                                  show_progress=False)
     assert stats["check_failures"] == {"abbreviations_match": 1} and stats["accepted"] == 1
     revised_reflect = backend.prompts[2]

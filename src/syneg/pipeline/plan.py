@@ -22,7 +22,9 @@ from syneg.pipeline.markers import fingerprint
 from syneg.synth import is_shipped
 
 # Options added to a stage's schema after run folders were first committed: they enter the stage's
-# settings only when set away from their default, so that the markers written before them stay valid.
+# settings only when set away from the value that behaves as before they existed (their default, or
+# the value in LEGACY_VALUES where the default changed since), so that the markers written before them
+# stay valid, and a run with the new default records it.
 # The encoding backend and training precision are also requests, not results: their default ``auto``
 # resolves per machine, and what it resolved to is recorded in the marker's info (``encoding``,
 # ``precision``), never fingerprinted, so a run folder stays done on a machine that resolves differently.
@@ -33,6 +35,7 @@ LATER_OPTIONS = {
               "save_total_limit", "logging_steps", "precision"),
     "evaluate": ("backend",),
 }
+LEGACY_VALUES = {("synthesize", "aspects_per_reflection"): 1}  # the default became 3 in session 13
 # What the synthesize stage's settings leave out: where the output and the cache go (recorded apart, or
 # not at all) and how the LLM is reached or laid out on GPUs, none of which changes what it writes.
 NOT_GENERATION = {"file", "cache", "pairs", "concurrency", "threads", "base_url", "api_key_env", "vllm_tensor_parallel_size",
@@ -44,8 +47,12 @@ def recorded_options(options: StageOptions, stage: str, exclude: Iterable[str] =
     engine: its output is the same on Ray) is left out, so a run started on one engine resumes on the other."""
     later = LATER_OPTIONS.get(stage, ())
     fields = type(options).model_fields
+
+    def as_before(key: str) -> Any:
+        return LEGACY_VALUES.get((stage, key), fields[key].get_default(call_default_factory=True))
+
     return {key: value for key, value in options.model_dump(exclude=set(exclude) | ENGINE_FIELDS).items()
-            if key not in later or value != fields[key].get_default(call_default_factory=True)}
+            if key not in later or value != as_before(key)}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,14 @@ from syneg.llm import LLMClient
 from syneg.progress import Progress
 from syneg.synth.attributes import AttributeSet
 from syneg.synth.checks import CheckConfig
-from syneg.synth.options import SYNTHESIZE, Ablation, Critique, PromptStyle, check_aspects_per_reflection
+from syneg.synth.options import (
+    SYNTHESIZE,
+    Ablation,
+    Critique,
+    PromptStyle,
+    check_aspects_per_reflection,
+    default_aspects_per_reflection,
+)
 from syneg.synth.pairs import Pair
 from syneg.synth.prompts import PromptTemplates
 from syneg.synth.revision import RevisionLoop, SynthesisStats
@@ -77,7 +84,8 @@ class Synthesizer:
             candidate, as a model of the corpus's style); required by such a template, unused otherwise.
         aspects_per_reflection: Aspects one reflection proposes (two-step prompt), each with its title;
             the titles are checked at once and the rounds that follow a rejected passage write from the
-            spare aspects before asking for a new reflection. 1 asks as before this option existed.
+            spare aspects before asking for a new reflection. Default: 3 where there is a reflection, else 1;
+            1 asks as before this option existed.
 
     Example::
 
@@ -108,12 +116,14 @@ class Synthesizer:
         templates: PromptTemplates | None = None,
         prompt_style: PromptStyle = SYNTHESIZE.prompt_style,
         style_examples: Sequence[str] = (),
-        aspects_per_reflection: int = SYNTHESIZE.aspects_per_reflection,
+        aspects_per_reflection: int | None = None,
     ) -> None:
         for name, value, choices in (("ablation", ablation, Ablation), ("critique mode", critique, Critique),
                                      ("prompt style", prompt_style, PromptStyle)):
             if value not in get_args(choices):
                 raise ValueError(f"Unknown {name} {value!r}; expected one of {', '.join(get_args(choices))}")
+        if aspects_per_reflection is None:
+            aspects_per_reflection = default_aspects_per_reflection(prompt_style, ablation)
         check_aspects_per_reflection(aspects_per_reflection, prompt_style, ablation)
         self.client = client
         self.concurrency = concurrency
