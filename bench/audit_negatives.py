@@ -52,11 +52,11 @@ def sample(path: Path, n: int, seed: int, pairs: int | None = None, first_pair: 
     ]
 
 
-def blind(paths: list[Path], n: int, seed: int) -> tuple[list[dict], dict[str, str]]:
-    """Up to ``n`` negatives of each file, shuffled together, and the key: which file each id came from.
-    The reader gets the rows alone (an id is the negative's content hash, which does not tell the files
-    apart); :func:`rates` splits the labels by the key."""
-    drawn = [(row, str(path)) for path in paths for row in sample(path, n, seed)]
+def blind(paths: list[Path], n: int, seed: int, pairs: int | None = None, first_pair: int = 0) -> tuple[list[dict], dict[str, str]]:
+    """Up to ``n`` negatives of each file (of its pairs ``first_pair`` to ``pairs``), shuffled together, and
+    the key: which file each id came from. The reader gets the rows alone (an id is the negative's content
+    hash, which does not tell the files apart); :func:`rates` splits the labels by the key."""
+    drawn = [(row, str(path)) for path in paths for row in sample(path, n, seed, pairs, first_pair)]
     random.Random(seed).shuffle(drawn)
     return [row for row, _ in drawn], {row["id"]: path for row, path in drawn}
 
@@ -225,6 +225,8 @@ def main() -> None:
     mixed.add_argument("--seed", type=int, default=0)
     mixed.add_argument("--out", type=Path, required=True)
     mixed.add_argument("--key", type=Path, required=True, help="Where to write which file each drawn id came from")
+    mixed.add_argument("--pairs", type=int, help="Only each file's first PAIRS pairs.")
+    mixed.add_argument("--first-pair", type=int, default=0, help="Skip each file's first pairs, counted from 0.")
     count = commands.add_parser("rates", help="Rates of the labels of a labels file")
     count.add_argument("labels", type=Path)
     count.add_argument("--by", type=Path, help="The key of the blind sample the labels read: the rates of each file")
@@ -241,7 +243,7 @@ def main() -> None:
         return
     if args.command in ("sample", "blind"):
         if args.command == "blind":
-            rows, key = blind(args.files, args.n, args.seed)
+            rows, key = blind(args.files, args.n, args.seed, args.pairs, args.first_pair)
             args.key.parent.mkdir(parents=True, exist_ok=True)
             args.key.write_text(json.dumps(key, indent=1), encoding="utf-8")
         else:

@@ -43,7 +43,8 @@ def test_a_committed_sample_is_drawn_again_by_its_command(tmp_path: Path, name: 
 
 
 @pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95", "scifact-v3", "scifact-v4", "scifact-v5",
-                                  "model-compare-0.5b", "model-compare-1.5b", "temperature-compare"])
+                                  "model-compare-0.5b", "model-compare-1.5b", "temperature-compare", "aspects-compare",
+                                  "aspects-compare-31-50"])
 def test_a_labels_file_labels_exactly_its_sample(name: str) -> None:
     sample = [row["id"] for row in read(AUDIT / f"{name}-sample.jsonl")]
     labels = read(AUDIT / f"{name}-labels.jsonl")
@@ -58,13 +59,18 @@ def test_the_rule95_rejections_are_candidates_that_failed_that_rule_alone() -> N
     assert all(row["ratio"] > 0.95 for row in rows)  # the rule rejects above 95% of the positive's similarity
 
 
-def test_the_temperature_comparisons_blind_sample_is_drawn_again_by_its_command(tmp_path: Path) -> None:
-    sides = [ROOT / "bench/out/temperature-compare" / name / "negatives.jsonl" for name in ("current", "current-temperature0.3")]
+@pytest.mark.parametrize(("name", "folder", "sides", "pair_range"), [
+    ("temperature-compare", "temperature-compare", ("current", "current-temperature0.3"), []),
+    ("aspects-compare", "aspects-compare", ("current", "current-aspects3"), ["--pairs", "30"]),
+    ("aspects-compare-31-50", "aspects-compare", ("current", "current-aspects3"), ["--first-pair", "30", "--pairs", "50"]),
+])
+def test_a_comparisons_blind_sample_is_drawn_again_by_its_command(tmp_path: Path, name, folder, sides, pair_range) -> None:
+    files = [ROOT / "bench/out" / folder / side / "negatives.jsonl" for side in sides]
     sample, key = tmp_path / "sample.jsonl", tmp_path / "key.json"
-    subprocess.run([sys.executable, str(SCRIPT), "blind", *map(str, sides), "--n", "40", "--seed", "0", "--out", str(sample),
-                    "--key", str(key)], check=True, capture_output=True, text=True, cwd=ROOT)
-    assert read(sample) == read(AUDIT / "temperature-compare-sample.jsonl")
-    committed = json.loads((AUDIT / "temperature-compare-key.json").read_text())
+    subprocess.run([sys.executable, str(SCRIPT), "blind", *map(str, files), "--n", "40", "--seed", "0", "--out", str(sample),
+                    "--key", str(key), *pair_range], check=True, capture_output=True, text=True, cwd=ROOT)
+    assert read(sample) == read(AUDIT / f"{name}-sample.jsonl")
+    committed = json.loads((AUDIT / f"{name}-key.json").read_text())
     assert {i: (ROOT / f).resolve() for i, f in committed.items()} == {i: (ROOT / f).resolve() for i, f in json.loads(key.read_text()).items()}
 
 
