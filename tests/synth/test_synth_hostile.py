@@ -134,9 +134,10 @@ def test_mine_and_synthesize_hold_on_hostile_texts(hostile: Path, tmp_path: Path
     # Every pair was written, every slot got a parsed reflection: no prompt overflowed the context (a 100,000-character
     # query did), and the grammar held the answers to JSON whatever the texts asked for. A reflection's title may
     # still be turned down by the title check (the 0.5B on an AVX2 EPYC titles q2 "Telomeres and Ageing", the
-    # query itself): that is the check working, so a slot ends as a candidate or as a title rejection.
+    # query itself): that is the check working, so a slot ends as a candidate or with its titles turned down
+    # (each of the reflection's aspects counts one title rejection).
     assert stats["pairs"] == 2 and stats["llm_errors"] == 0, stats
-    assert stats["candidates"] + stats["title_rejections"] == 2, stats
+    assert stats["candidates"] <= 2 and stats["title_rejections"] >= 2 - stats["candidates"], stats
     assert not set(stats["failures"]) & {"backend", "invalid_json", "schema", "empty"}, stats["failures"]
     assert stats["repaired_texts"] == {"corpus": 2, "queries": 1}
     assert stats["quoted_texts"] == {
