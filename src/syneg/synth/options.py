@@ -29,9 +29,14 @@ MAX_ASPECTS_PER_REFLECTION = 5
 DEFAULT_ASPECTS_PER_REFLECTION = 3
 
 
+def asks_a_reflection(prompt_style: str, ablation: str) -> bool:
+    """Whether the prompt asks for a reflection: the two-step prompt, with an ablation that keeps it."""
+    return prompt_style == "two-step" and ablation != "no-attributes-no-reflection"
+
+
 def default_aspects_per_reflection(prompt_style: str, ablation: str) -> int:
-    """3 where the prompt asks for a reflection (two-step, an ablation that keeps it), else 1."""
-    return 1 if prompt_style != "two-step" or ablation == "no-attributes-no-reflection" else DEFAULT_ASPECTS_PER_REFLECTION
+    """3 where the prompt asks for a reflection, else 1."""
+    return DEFAULT_ASPECTS_PER_REFLECTION if asks_a_reflection(prompt_style, ablation) else 1
 
 
 def check_aspects_per_reflection(count: int, prompt_style: str, ablation: str) -> None:
@@ -39,7 +44,7 @@ def check_aspects_per_reflection(count: int, prompt_style: str, ablation: str) -
     than 1 only where there is a reflection to ask (the two-step prompt, an ablation that keeps it)."""
     if not 1 <= count <= MAX_ASPECTS_PER_REFLECTION:
         raise ValueError(f"aspects_per_reflection must be 1 to {MAX_ASPECTS_PER_REFLECTION}, not {count}")
-    if count > 1 and (prompt_style != "two-step" or ablation == "no-attributes-no-reflection"):
+    if count > 1 and not asks_a_reflection(prompt_style, ablation):
         raise ValueError("aspects_per_reflection above 1 needs a reflection: prompt_style two-step and an ablation "
                          "other than no-attributes-no-reflection")
 
@@ -115,7 +120,8 @@ class SynthesizeOptions(LLMOptions, EngineOptions):
     def _default_aspects(cls, data: Any) -> Any:
         """Unset (or None), the aspects per reflection follow the prompt: 3 with a reflection, 1 without."""
         if isinstance(data, dict) and data.get("aspects_per_reflection") is None:
-            style, ablation = data.get("prompt_style", "two-step"), data.get("ablation", "none")
+            style = data.get("prompt_style", cls.model_fields["prompt_style"].default)
+            ablation = data.get("ablation", cls.model_fields["ablation"].default)
             data = {**data, "aspects_per_reflection": default_aspects_per_reflection(style, ablation)}
         return data
 
