@@ -395,6 +395,8 @@ def synthesize(
     positive_ratio: Annotated[float, typer.Option(help="Positive-aware cap: similarity to the query at most this x the positive's.")] = CHECKS.positive_ratio,
     max_answer_leak: Annotated[float, typer.Option(help="Cap on the share of the answer sentence's bigrams reused.")] = CHECKS.max_answer_leak,
     seed: Annotated[int, typer.Option()] = SYNTHESIZE.seed,
+    refill: Annotated[bool, typer.Option("--refill", help="Synthesize again the pairs already in the output with fewer than "
+                                                          "K negatives (with more --max-rounds, other aspects or another --seed).")] = SYNTHESIZE.refill,
     backend: LLMBackendOption = SYNTHESIZE.backend,
     model: LLMModelOption = SYNTHESIZE.model,
     base_url: BaseUrlOption = SYNTHESIZE.base_url,
@@ -430,7 +432,7 @@ def synthesize(
         structured_output=structured_output, grammar=grammar, threads=threads, cache=cache, attributes=attributes,
         negatives_per_pair=negatives_per_pair, max_rounds=max_rounds, ablation=ablation, critique=critique,
         prompt_style=prompt_style, aspects_per_reflection=aspects_per_reflection, prompts=prompts, max_words=max_words, max_tokens=max_tokens, temperature=temperature,
-        seed=seed, checks=checks, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
+        seed=seed, refill=refill, checks=checks, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
         vllm_tensor_parallel_size=vllm_tensor_parallel_size, vllm_max_model_len=vllm_max_model_len,
         vllm_batch_size=vllm_batch_size, vllm_replicas=vllm_replicas, vllm_accelerator_type=vllm_accelerator_type,
     )
@@ -439,6 +441,7 @@ def synthesize(
         return {"output": str(output), **stats}
     stderr.print(
         f"Wrote {stats['pairs']} pairs to {output} ({stats['skipped_pairs']} already there, "
+        + (f"{stats['refilled_pairs']} synthesized again gaining {stats['refill_gained']} negatives, " if refill else "") +
         f"{stats['empty_window_pairs']} left without negatives as their positive scores 0 or less): "
         f"{stats['accepted']} negatives accepted, {stats['rejected']} candidates rejected, "
         f"{stats['requests']} LLM requests, {stats['cache_hits']} cache hits."

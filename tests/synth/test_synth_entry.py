@@ -69,7 +69,7 @@ def test_the_command_and_the_pipeline_synthesize_through_the_one_entry_point(tmp
     def entry_point(data, output, options=None, **kwargs):
         calls.append((data, Path(output), options, kwargs))
         Path(output).write_text("")
-        return {key: 0 for key in ("pairs", "skipped_pairs", "empty_window_pairs", "accepted", "rejected",
+        return {key: 0 for key in ("pairs", "skipped_pairs", "empty_window_pairs", "refilled_pairs", "refill_gained", "accepted", "rejected",
                                    "check_failures", "requests", "cache_hits")} | {"generator": "x", "attributes": recorded}
 
     monkeypatch.setattr(syneg.synth, "synthesize", entry_point)

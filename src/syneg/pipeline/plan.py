@@ -30,7 +30,7 @@ from syneg.synth import is_shipped
 # ``precision``), never fingerprinted, so a run folder stays done on a machine that resolves differently.
 LATER_OPTIONS = {
     "mine": ("max_score", "min_score", "backend"),
-    "synthesize": ("timeout", "structured_output", "critique", "prompts", "aspects_per_reflection"),
+    "synthesize": ("timeout", "structured_output", "critique", "prompts", "aspects_per_reflection", "refill"),
     "train": ("guide_model", "num_negatives", "mini_batch_size", "weight_decay", "query_prompt", "document_prompt",
               "save_total_limit", "logging_steps", "precision"),
     "evaluate": ("backend",),

@@ -20,8 +20,8 @@ from syneg.pipeline.plan import ArmSeedPlan, PlannedStage
 
 # What a synthesize marker records of the stage's statistics: this sitting's counts (a resumed synthesis
 # counts only the pairs it wrote), the generator, and the attribute values used (read by the report).
-SYNTHESIS_INFO = ("pairs", "skipped_pairs", "empty_window_pairs", "accepted", "rejected", "check_failures", "requests",
-                    "cache_hits", "generator", "attributes")
+SYNTHESIS_INFO = ("pairs", "skipped_pairs", "empty_window_pairs", "refilled_pairs", "refill_gained", "accepted", "rejected",
+                  "check_failures", "requests", "cache_hits", "generator", "attributes")
 
 
 def split_queries(

@@ -113,6 +113,10 @@ class SynthesizeOptions(LLMOptions, EngineOptions):
     max_tokens: int = Field(220, ge=1, description="Generation budget per LLM answer.")
     temperature: float = Field(0.7, ge=0)
     seed: int = 0
+    refill: bool = Field(False, description="Synthesize again the pairs already in the output with fewer than "
+                                            "negatives_per_pair negatives (raise max_rounds, or change the aspects or the "
+                                            "seed: rounds asked before come from the cache); a pair's record is replaced "
+                                            "unless the new one holds fewer negatives.")
     checks: dict[str, float] = Field(default_factory=dict, description="Overrides of syneg.synth.CheckConfig thresholds.")
 
     @model_validator(mode="before")

@@ -71,6 +71,9 @@ class SynthesisStats:
     rounds: Counter[int] = field(default_factory=Counter)
     # What quoting changed in the pairs' texts (control characters, markup, cut), by text and change.
     quoted_texts: Counter[str] = field(default_factory=Counter)
+    # A refill pass (Synthesizer's ``refill``): pairs synthesized again, and the negatives they gained.
+    refilled_pairs: int = 0
+    refill_gained: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +91,8 @@ class SynthesisStats:
             "check_failures": dict(self.check_failures),
             "rounds_of_accepted": {str(k): v for k, v in sorted(self.rounds.items())},
             "quoted_texts": dict(sorted(self.quoted_texts.items())),
+            "refilled_pairs": self.refilled_pairs,
+            "refill_gained": self.refill_gained,
             "seconds": round(self.seconds, 2),
             "accepted_per_minute": round(60 * self.accepted / self.seconds, 2) if self.seconds > 0 else None,
         }

@@ -44,7 +44,8 @@ def synthesize(
     Args:
         data: A :class:`BeirDataset` (its qrels pairs), a BEIR folder (loaded with ``split``), a
             training-set jsonl (its pairs, e.g. ``syneg mine``'s output) or :class:`Pair` objects.
-        output: Training-set jsonl to append to; pairs already in it are skipped.
+        output: Training-set jsonl to append to; pairs already in it are skipped (with ``refill``, those
+            short of ``negatives_per_pair`` negatives are synthesized again).
         options: A :class:`SynthesizeOptions` (defaults: its own); ``overrides`` set its fields by
             name, e.g. ``negatives_per_pair=2``.
         limit: Only the first ``limit`` pairs.
@@ -104,6 +105,7 @@ def synthesize(
             templates=templates,
             prompt_style=options.prompt_style,
             aspects_per_reflection=options.aspects_per_reflection,
+            refill=options.refill,
             style_examples=style_examples_for(templates, corpus or dataset, seed=options.seed),
         )
         # Texts of the dataset that were not valid Unicode, repaired when it was read (see syneg.data.load_beir).

@@ -86,6 +86,8 @@ class Synthesizer:
             the titles are checked at once and the rounds that follow a rejected passage write from the
             spare aspects before asking for a new reflection. Default: 3 where there is a reflection, else 1;
             1 asks as before this option existed.
+        refill: Synthesize again the pairs already in the output with fewer than ``negatives_per_pair``
+            negatives (see :meth:`arun`).
 
     Example::
 
@@ -117,6 +119,7 @@ class Synthesizer:
         prompt_style: PromptStyle = SYNTHESIZE.prompt_style,
         style_examples: Sequence[str] = (),
         aspects_per_reflection: int | None = None,
+        refill: bool = SYNTHESIZE.refill,
     ) -> None:
         for name, value, choices in (("ablation", ablation, Ablation), ("critique mode", critique, Critique),
                                      ("prompt style", prompt_style, PromptStyle)):
@@ -127,6 +130,7 @@ class Synthesizer:
         check_aspects_per_reflection(aspects_per_reflection, prompt_style, ablation)
         self.client = client
         self.concurrency = concurrency
+        self.refill = refill
         self.templates = templates or PromptTemplates()
         self.writer = CandidateWriter(client, self.templates, ablation, prompt_style, max_tokens, temperature,
                                       style_examples)
@@ -154,18 +158,29 @@ class Synthesizer:
         return self.loop.generator
 
     async def arun(self, pairs: list[Pair], output: str | Path, show_progress: bool = True) -> dict[str, Any]:
-        """Synthesize for every pair not yet in ``output``, appending records as pairs finish."""
+        """Synthesize for every pair not yet in ``output``, appending records as pairs finish.
+
+        With ``refill``, the pairs already in ``output`` with fewer than ``negatives_per_pair`` negatives are
+        synthesized again too, into :func:`refill_path` (appended as they finish, so a killed pass resumes), and
+        merged into ``output`` once every one is done (:func:`merge_refill`).
+        """
         start = time.perf_counter()
+        output = Path(output)
         done = completed_pairs(output)
-        todo = [p for p in pairs if (p.query_id, p.pos_id) not in done]
+        todo = [(p, output) for p in pairs if (p.query_id, p.pos_id) not in done]
+        if self.refill:
+            short = short_pairs(output, self.loop.negatives_per_pair)
+            redone = completed_pairs(refill_path(output))
+            todo += [(p, refill_path(output)) for p in pairs if (p.query_id, p.pos_id) in short - redone]
         self.stats.skipped_pairs += len(pairs) - len(todo)
         if todo:
-            query_vectors = self.loop.encoder.encode_queries([p.query for p in todo])
-            positive_vectors = self.loop.encoder.encode_documents([p.positive for p in todo])
+            query_vectors = self.loop.encoder.encode_queries([p.query for p, _ in todo])
+            positive_vectors = self.loop.encoder.encode_documents([p.positive for p, _ in todo])
         async def worker(indices: Iterator[int], progress: Progress) -> None:
             for index in indices:  # the workers share one iterator: each takes the next pair
-                instance = await self.loop.synthesize_pair(todo[index], query_vectors[index], positive_vectors[index])
-                write_training_set(output, [instance], append=True)
+                pair, destination = todo[index]
+                instance = await self.loop.synthesize_pair(pair, query_vectors[index], positive_vectors[index])
+                write_training_set(destination, [instance], append=True)
                 self.stats.pairs += 1
                 elapsed = max(1e-9, time.perf_counter() - start)
                 progress.advance(1, f"accepted {self.stats.accepted:,} ({self.stats.accepted / max(1, self.stats.candidates):.0%} "
@@ -177,6 +192,8 @@ class Synthesizer:
                 # with its number of pairs.
                 indices = iter(range(len(todo)))
                 await asyncio.gather(*(worker(indices, progress) for _ in range(min(self.concurrency, len(todo)))))
+            if self.refill:
+                self.stats.refilled_pairs, self.stats.refill_gained = merge_refill(output)
         finally:
             self.stats.seconds += time.perf_counter() - start
         return self.report()
@@ -203,6 +220,40 @@ def completed_pairs(path: str | Path) -> set[tuple[str, str]]:
         except OSError as error:
             raise storage_error(error, path) from None
     return {(i.query_id, i.pos_ids[0]) for i in read_training_set(path)}
+
+
+def refill_path(output: str | Path) -> Path:
+    """Where a refill pass appends its records before they are merged: ``NAME.refill.jsonl`` beside ``output``."""
+    return Path(output).with_suffix(".refill.jsonl")
+
+
+def short_pairs(path: str | Path, negatives_per_pair: int) -> set[tuple[str, str]]:
+    """(query id, positive id) of the records in ``path`` with fewer than ``negatives_per_pair`` negatives."""
+    if not Path(path).is_file():
+        return set()
+    return {(i.query_id, i.pos_ids[0]) for i in read_training_set(path) if len(i.negatives) < negatives_per_pair}
+
+
+def merge_refill(output: str | Path) -> tuple[int, int]:
+    """Merge a finished refill pass into ``output``: each pair's new record replaces its old one unless it holds
+    fewer negatives (a refill never loses one). The output is replaced whole, once written, and the refill
+    file removed after, so a kill on the way leaves both readable and a rerun merges again.
+
+    Returns (pairs in the refill file, negatives they gained)."""
+    output, path = Path(output), refill_path(output)
+    if not path.is_file():
+        return 0, 0
+    redone = {(i.query_id, i.pos_ids[0]): i for i in read_training_set(path)}
+    merged, gained = [], 0
+    for instance in read_training_set(output):
+        new = redone.get((instance.query_id, instance.pos_ids[0]))
+        if new is not None and len(new.negatives) >= len(instance.negatives):
+            gained += len(new.negatives) - len(instance.negatives)
+            instance = new
+        merged.append(instance)
+    write_training_set(output, merged)
+    path.unlink()
+    return len(redone), gained
 
 
 def iter_negatives(path: str | Path) -> Iterator[tuple[TrainingInstance, Negative]]:
