@@ -22,8 +22,10 @@ from syneg.synth import (
     example_path,
     is_echo,
     merge_domain_names,
+    misspelled_terms,
     run_checks,
 )
+from syneg.synth.checks import MISSPELLING_SIMILARITY
 
 
 def unit(*values: float) -> np.ndarray:
@@ -454,3 +456,66 @@ def test_few_real_abstracts_clash_with_a_pairs_abbreviations(scifact_path):
     for name, counts in figures["real_abstracts"].items():
         assert counts["checked"] > 500 and counts["struck"] < 0.03 * counts["checked"], (name, counts)
     assert figures["audits"]["scifact-v4"]["broken struck"] >= 5
+
+
+@pytest.mark.parametrize(("negative", "reason"), [
+    ("Macromia, a macronutrient excess, in infants.", "it writes 'Macromia' where the reference text has 'macrosomia'"),
+    ("Adjuant tamoxifen and CYP2D6 polomorphisms.", "it writes 'Adjuant' where the reference text has 'adjuvant'"),
+    ("Telomeres and the Tetromere complex.", "it writes 'Tetromere' where the reference text has 'telomere'"),
+])
+def test_a_misspelt_word_of_the_pair_is_rejected_with_the_word_it_misspells(negative, reason):
+    positive = "Fetal macrosomia after adjuvant tamoxifen: CYP2D6 polymorphisms and the telomere of the mother."
+    problems = misspelled_terms(negative, "", positive)
+    assert problems and problems[0] == reason
+
+
+@pytest.mark.parametrize(("negative", "positive"), [
+    ("Hyperthyroidism in older adults.", "Hypothyroidism in older adults."),  # another disease, a hard negative
+    ("Macrosomic infants of diabetic mothers.", "Fetal macrosomia."),  # another ending of the same word
+    ("Haemoglobin levels in anaemia.", "Hemoglobin levels in anemia."),  # British spelling
+    ("Autoinflammatory disease markers.", "Proinflammatory cytokine markers."),  # another prefix
+    ("Inhospital mortality after stroke.", "Hospital mortality after stroke."),  # a compound of the word
+])
+def test_real_words_near_the_pairs_words_pass(negative, positive):
+    assert misspelled_terms(negative, "", positive) == []
+
+
+# Broken negatives of the rubric-v5 audits whose key word is misspelt throughout.
+MISSPELT_TERMS = {
+    "aspects-compare-31-50": ["syn-6796b87472f33e6b", "syn-35250e1c7d8caa08"],  # Macromia
+    "scifact-v5": ["syn-75e16eb275d69c92"],  # adjuant, polomorphisms
+    "temperature-compare": ["syn-c10c68b1f47802af", "syn-75e16eb275d69c92", "syn-28cdd4ddffca886e"],
+}
+
+
+def test_the_audited_misspelt_key_words_are_rejected_and_nothing_else_of_the_rubric_v5_audits():
+    """Each listed broken text is rejected; of the texts the rubric-v5 readers did not label broken, the check
+    strikes two, both misspellings of the pair's word all the same ("sydromes", "Glucon")."""
+    audit = Path(__file__).parents[2] / "bench" / "audit"
+    struck_other = []
+    for name in ("aspects-compare", "aspects-compare-31-50", "scifact-v4", "scifact-v5", "temperature-compare"):
+        drawn = {r["id"]: r for r in map(json.loads, (audit / f"{name}-sample.jsonl").read_text().splitlines())}
+        labels = {r["id"]: r["label"] for r in map(json.loads, (audit / f"{name}-labels.jsonl").read_text().splitlines())}
+        for negative_id in MISSPELT_TERMS.get(name, []):
+            record = drawn[negative_id]
+            assert labels[negative_id] == "broken"
+            assert misspelled_terms(record["negative"], record["query"], record["positive"]), negative_id
+        struck_other += [misspelled_terms(drawn[i]["negative"], drawn[i]["query"], drawn[i]["positive"])[0].split("'")[1]
+                         for i, label in labels.items() if label != "broken"
+                         and misspelled_terms(drawn[i]["negative"], drawn[i]["query"], drawn[i]["positive"])]
+    assert sorted(struck_other) == ["Glucon", "sydromes"]
+
+
+def test_few_real_abstracts_on_a_pairs_subject_read_as_its_words_misspelt(scifact_path):
+    """bench/spelling_check.py on the real datasets: real abstracts that write one of a train pair's rare words,
+    held to that pair, are struck rarely (homocystine against homocysteine; 0.2%), and the audited misspellings are."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    run = subprocess.run([sys.executable, str(root / "bench" / "spelling_check.py"), "--datasets",
+                          str(scifact_path.parent), "--json", "--pairs", "200"], capture_output=True, text=True, check=True)
+    figures = json.loads(run.stdout)[f"{MISSPELLING_SIMILARITY:.2f}"]
+    for name, counts in figures["real_abstracts"].items():
+        assert counts["checked"] > 500 and counts["struck"] < 0.01 * counts["checked"], (name, counts)
+    assert figures["audits"]["temperature-compare"]["broken struck"] >= 3

@@ -49,7 +49,7 @@ def test_output_is_a_training_set_with_provenance(smol_run, demo_pairs):
         assert details["generator"] == "llama.cpp:smollm2-135m" and details["rounds"] == 0
         assert all(check["passed"] for check in details["checks"].values())
         assert {"on_topic", "not_paraphrase", "below_positive", "no_answer_leak", "not_duplicate", "length", "not_echo",
-                "not_degenerate", "abbreviations_match"} == set(details["checks"])
+                "not_degenerate", "abbreviations_match", "terms_spelled"} == set(details["checks"])
 
 
 def test_rerun_is_served_from_cache(smol_run, demo_pairs, encoder):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -98,7 +99,16 @@ def test_a_refill_with_three_aspects_gives_the_pairs_one_aspect_left_empty_what_
                                 refill=True)
     chosen = {(i.query_id, i.pos_ids[0]) for i in (kept, *empty)}
     pairs = [p for p in pairs_from_beir(load_beir(scifact_path, split="train"), limit=50) if (p.query_id, p.pos_id) in chosen]
-    stats = synthesize(pairs, output, options, encoder=encoder, show_progress=False)
+    client = options.client()
+
+    async def no_generation(request):
+        raise AssertionError(f"not in the three-aspect run's cache: {request.messages[-1][1][:300]!r}")
+
+    client.backend.complete = no_generation  # fail at the first miss, without loading the model
+    try:
+        stats = synthesize(pairs, output, options, client=client, encoder=encoder, show_progress=False)
+    finally:
+        asyncio.run(client.aclose())
     assert stats["requests"] == 0 and stats["cache_hits"] > 0
     assert stats["refilled_pairs"] == 3 and stats["refill_gained"] == 3
     merged = list(read_training_set(output))

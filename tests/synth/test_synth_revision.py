@@ -132,6 +132,16 @@ def test_a_text_of_the_wrong_length_is_rewritten_from_the_same_reflection_with_o
     assert "rejected" not in rewrite
 
 
+def test_a_misspelt_word_of_the_pair_is_rewritten_from_the_same_reflection(tmp_path, encoder):
+    misspelt = GOOD.replace("Caffeine is found", "Cafeine is found")
+    backend = ScriptedBackend([misspelt, GOOD])
+    stats = Synthesizer(LLMClient(backend), max_rounds=2, encoder=encoder).run([PAIR], tmp_path / "out.jsonl",
+                                                                              show_progress=False)
+    assert stats["accepted"] == 1 and stats["check_failures"] == {"terms_spelled": 1}
+    _reflect, write, rewrite = backend.prompts  # no second reflection: the aspect was sound, the spelling was not
+    assert rewrite == write
+
+
 class TitlesBackend(ScriptedBackend):
     """Answers each reflection with the next of ``titles``."""
 
