@@ -74,17 +74,18 @@ def test_the_command_and_the_pipeline_synthesize_through_the_one_entry_point(tmp
 
     monkeypatch.setattr(syneg.synth, "synthesize", entry_point)
     result = CliRunner().invoke(app, ["synthesize", str(syneg.demo_path()), "-o", str(tmp_path / "cli.jsonl"),
-                                      "--backend", "openai", "--concurrency", "8", "--attributes", "demo", "--json"])
+                                      "--backend", "openai", "--concurrency", "8", "--attributes", "demo", "--refill", "--json"])
     assert result.exit_code == 0, result.output
     (config_path := tmp_path / "exp" / "demo.yaml").parent.mkdir()
     config_path.write_text(yaml.safe_dump({"data": "demo", "mine": {"retriever": "bm25", "num_negatives": 2, "range_max": 10},
-                                           "synthesize": {"attributes": "demo", "pairs": 3},
+                                           "synthesize": {"attributes": "demo", "pairs": 3, "refill": True},
                                            "arms": [{"name": "hybrid", "strategy": "hybrid"}]}))
     run(config_path, output=tmp_path / "run", until="synthesize")
     (cli_data, _, cli_options, cli_kwargs), (run_data, run_output, run_options, run_kwargs) = calls
     assert cli_data == syneg.demo_path() and cli_options.pairs_in_flight == 8 and cli_options.attributes == "demo"
     assert run_data == tmp_path / "run" / "mined.jsonl" and run_output == tmp_path / "run" / "synthetic.jsonl"
     assert run_options.pairs_in_flight == 1 and run_kwargs["limit"] == 3  # llama.cpp decodes one pair at a time
+    assert cli_options.refill and run_options.refill
     marker = json.loads((tmp_path / "run" / "stages" / "synthesize.json").read_text())
     assert marker["info"]["attributes"] == recorded  # the attribute values the stage used, for the report
 
