@@ -24,7 +24,7 @@ from text_check_strikes import AUDITS, arguments, as_json, audit_name, audited, 
 
 from syneg.synth.checks import MIN_TERM_LETTERS, MISSPELLING_SIMILARITY, misspelled_terms
 
-SIMILARITIES = (MISSPELLING_SIMILARITY - 0.05, MISSPELLING_SIMILARITY, MISSPELLING_SIMILARITY + 0.05)
+SIMILARITIES = tuple(round(MISSPELLING_SIMILARITY + step, 2) for step in (-0.05, 0.0, 0.05))
 RARE = 50  # documents: a word written by fewer is on a subject, not a common word
 
 

@@ -475,6 +475,7 @@ def test_a_misspelt_word_of_the_pair_is_rejected_with_the_word_it_misspells(nega
     ("Haemoglobin levels in anaemia.", "Hemoglobin levels in anemia."),  # British spelling
     ("Autoinflammatory disease markers.", "Proinflammatory cytokine markers."),  # another prefix
     ("Inhospital mortality after stroke.", "Hospital mortality after stroke."),  # a compound of the word
+    ("Osteonaecrotic lesions of the jaw.", "Osteonecrotic lesions of the jaw."),  # British ae in a word no list knows
 ])
 def test_real_words_near_the_pairs_words_pass(negative, positive):
     assert misspelled_terms(negative, "", positive) == []

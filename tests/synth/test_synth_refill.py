@@ -47,7 +47,7 @@ def test_a_refill_asks_again_only_for_the_pairs_left_without_a_negative_and_merg
     assert plain.run([PAIR, OTHER], output, show_progress=False)["skipped_pairs"] == 2 and backend.prompts == []
 
 
-def test_a_killed_refill_resumes_from_its_own_file(tmp_path, encoder):
+def test_a_killed_refill_is_merged_when_it_starts_again(tmp_path, encoder):
     output = tmp_path / "out.jsonl"
     synthesizer([ECHO, ECHO], encoder)[0].run([PAIR, OTHER], output, show_progress=False)
     # A refill killed after q1 was written, and in the middle of q2's line.
@@ -56,9 +56,9 @@ def test_a_killed_refill_resumes_from_its_own_file(tmp_path, encoder):
         handle.write('{"query": "torn')
     refill, backend = synthesizer([GOOD], encoder, refill=True)
     stats = refill.run([PAIR, OTHER], output, show_progress=False)
-    assert len(backend.prompts) == 2  # q2 only: q1's record was already in the refill file
+    assert len(backend.prompts) == 2  # q2 only: q1's record in the refill file was merged first
     assert negatives_by_pair(output) == {"q1": [GOOD], "q2": [GOOD]}
-    assert stats["refilled_pairs"] == 2 and stats["refill_gained"] == 2
+    assert stats["refilled_pairs"] == 1 and stats["refill_gained"] == 2 and not refill_path(output).exists()
 
 
 def test_a_refill_never_loses_a_negative(tmp_path, encoder):

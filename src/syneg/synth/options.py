@@ -116,7 +116,7 @@ class SynthesizeOptions(LLMOptions, EngineOptions):
     refill: bool = Field(False, description="Synthesize again the pairs already in the output with fewer than "
                                             "negatives_per_pair negatives (raise max_rounds, or change the aspects or the "
                                             "seed: rounds asked before come from the cache); a pair's record is replaced "
-                                            "unless the new one holds fewer negatives.")
+                                            "only when the new one holds more negatives.")
     checks: dict[str, float] = Field(default_factory=dict, description="Overrides of syneg.synth.CheckConfig thresholds.")
 
     @model_validator(mode="before")

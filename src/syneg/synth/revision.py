@@ -38,7 +38,7 @@ from syneg.synth.writing import CandidateWriter, Reflection, clamped_sections, q
 # Sentences of a positive among which its answer sentence is looked for.
 ANSWER_SENTENCES = 64
 # Failures of the writing, not of the aspect: the next round rewrites from the same reflection.
-REWRITE_ONLY_FAILURES = {"length", "not_degenerate", "terms_spelled"}
+REWRITE_ONLY_FAILURES = {"length", "not_degenerate"}
 
 
 class CritiqueAnswer(BaseModel):

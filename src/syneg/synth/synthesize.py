@@ -161,17 +161,20 @@ class Synthesizer:
         """Synthesize for every pair not yet in ``output``, appending records as pairs finish.
 
         With ``refill``, the pairs already in ``output`` with fewer than ``negatives_per_pair`` negatives are
-        synthesized again too, into :func:`refill_path` (appended as they finish, so a killed pass resumes), and
-        merged into ``output`` once every one is done (:func:`merge_refill`).
+        synthesized again too, into :func:`refill_path` (appended as they finish), and merged into ``output`` once
+        every one is done (:func:`merge_refill`). A pass stopped before its merge is merged first when it starts
+        again, and the pairs it had left short are asked again, under the options of the new start: what was
+        asked before comes from the cache.
         """
         start = time.perf_counter()
         output = Path(output)
         done = completed_pairs(output)
         todo = [(p, output) for p in pairs if (p.query_id, p.pos_id) not in done]
         if self.refill:
+            completed_pairs(refill_path(output))  # cuts a torn last line
+            self.stats.refill_gained += merge_refill(output)
             short = short_pairs(output, self.loop.negatives_per_pair)
-            redone = completed_pairs(refill_path(output))
-            todo += [(p, refill_path(output)) for p in pairs if (p.query_id, p.pos_id) in short - redone]
+            todo += [(p, refill_path(output)) for p in pairs if (p.query_id, p.pos_id) in short]
         self.stats.skipped_pairs += len(pairs) - len(todo)
         if todo:
             query_vectors = self.loop.encoder.encode_queries([p.query for p, _ in todo])
@@ -182,6 +185,7 @@ class Synthesizer:
                 instance = await self.loop.synthesize_pair(pair, query_vectors[index], positive_vectors[index])
                 write_training_set(destination, [instance], append=True)
                 self.stats.pairs += 1
+                self.stats.refilled_pairs += destination != output
                 elapsed = max(1e-9, time.perf_counter() - start)
                 progress.advance(1, f"accepted {self.stats.accepted:,} ({self.stats.accepted / max(1, self.stats.candidates):.0%} "
                                     f"of candidates) · {60 * self.stats.accepted / elapsed:.1f} accepted/min")
@@ -193,7 +197,7 @@ class Synthesizer:
                 indices = iter(range(len(todo)))
                 await asyncio.gather(*(worker(indices, progress) for _ in range(min(self.concurrency, len(todo)))))
             if self.refill:
-                self.stats.refilled_pairs, self.stats.refill_gained = merge_refill(output)
+                self.stats.refill_gained += merge_refill(output)
         finally:
             self.stats.seconds += time.perf_counter() - start
         return self.report()
@@ -234,26 +238,25 @@ def short_pairs(path: str | Path, negatives_per_pair: int) -> set[tuple[str, str
     return {(i.query_id, i.pos_ids[0]) for i in read_training_set(path) if len(i.negatives) < negatives_per_pair}
 
 
-def merge_refill(output: str | Path) -> tuple[int, int]:
-    """Merge a finished refill pass into ``output``: each pair's new record replaces its old one unless it holds
-    fewer negatives (a refill never loses one). The output is replaced whole, once written, and the refill
-    file removed after, so a kill on the way leaves both readable and a rerun merges again.
-
-    Returns (pairs in the refill file, negatives they gained)."""
+def merge_refill(output: str | Path) -> int:
+    """Merge a refill pass's records into ``output``: a pair's new record replaces its old one only when it holds
+    more negatives (a refill never loses one, nor trades one for another). The output is replaced whole, once
+    written, and the refill file removed after, so a kill on the way leaves both readable and a rerun merges
+    again. Returns the negatives gained."""
     output, path = Path(output), refill_path(output)
     if not path.is_file():
-        return 0, 0
+        return 0
     redone = {(i.query_id, i.pos_ids[0]): i for i in read_training_set(path)}
     merged, gained = [], 0
     for instance in read_training_set(output):
         new = redone.get((instance.query_id, instance.pos_ids[0]))
-        if new is not None and len(new.negatives) >= len(instance.negatives):
+        if new is not None and len(new.negatives) > len(instance.negatives):
             gained += len(new.negatives) - len(instance.negatives)
             instance = new
         merged.append(instance)
     write_training_set(output, merged)
     path.unlink()
-    return len(redone), gained
+    return gained
 
 
 def iter_negatives(path: str | Path) -> Iterator[tuple[TrainingInstance, Negative]]:
