@@ -26,13 +26,15 @@ def read(path: Path) -> list[dict]:
 @pytest.mark.parametrize(("name", "arguments"), [
     ("scifact-v2-rule95", ["--rejected", "below_positive", "--pairs", "188", "--n", "40", "--seed", "0"]),
     ("scifact-v3", ["--first-pair", "188", "--pairs", "266", "--n", "100", "--seed", "0"]),
-    ("scifact-v4", ["bench/experiments/scifact-all-synthetic.jsonl", "--first-pair", "246", "--pairs", "354", "--n", "60",
+    ("scifact-v4", ["bench/audit/scifact-all-first-pass-438.jsonl", "--first-pair", "246", "--pairs", "354", "--n", "60",
                     "--seed", "0"]),
-    ("scifact-v5", ["bench/experiments/scifact-all-synthetic.jsonl", "--first-pair", "356", "--pairs", "438", "--n", "60",
+    ("scifact-v5", ["bench/audit/scifact-all-first-pass-438.jsonl", "--first-pair", "356", "--pairs", "438", "--n", "60",
                     "--seed", "0"]),
     ("model-compare-0.5b", ["bench/out/model-compare/current-qwen2.5-0.5b/negatives.jsonl", "--n", "100", "--seed", "0"]),
     ("model-compare-1.5b", ["bench/out/model-compare/current-qwen2.5-1.5b/negatives.jsonl", "--n", "100", "--seed", "0"]),
 ])
+# scifact-v4 and -v5 were drawn from bench/experiments/scifact-all-synthetic.jsonl as its first pass wrote it; the
+# second pass (session 14) merges negatives into that file, so they are drawn again from its first 438 pairs, kept.
 def test_a_committed_sample_is_drawn_again_by_its_command(tmp_path: Path, name: str, arguments: list[str]) -> None:
     out = tmp_path / "sample.jsonl"
     # The first argument names the file drawn from when it is not the SciFact run's.
