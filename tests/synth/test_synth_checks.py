@@ -412,16 +412,22 @@ MANGLED_ABBREVIATIONS = {
 }
 
 
+def read_audit(name: str) -> tuple[dict[str, dict], dict[str, str]]:
+    """One audit of bench/audit: its drawn negatives by id, and their labels by id."""
+    audit = Path(__file__).parents[2] / "bench" / "audit"
+    drawn = {r["id"]: r for r in map(json.loads, (audit / f"{name}-sample.jsonl").read_text().splitlines())}
+    labels = {r["id"]: r["label"] for r in map(json.loads, (audit / f"{name}-labels.jsonl").read_text().splitlines())}
+    return drawn, labels
+
+
 def test_the_audited_mangled_abbreviations_are_rejected_and_the_hard_ones_pass():
     """The rubric-v5 audits label a negative broken when its central term is mangled and used that way throughout;
     most of their broken texts are glossed abbreviations. Each listed one must be rejected, and every text their
     readers found hard must pass but one: "Neutrophil Extracellular Traps (NEATs)" where the positive has NET, read
     as hard in v4 and mangled all the same."""
-    audit = Path(__file__).parents[2] / "bench" / "audit"
     hard_struck = []
     for name in ("aspects-compare", "scifact-v4", "scifact-v5", "temperature-compare"):
-        drawn = {r["id"]: r for r in map(json.loads, (audit / f"{name}-sample.jsonl").read_text().splitlines())}
-        labels = {r["id"]: r["label"] for r in map(json.loads, (audit / f"{name}-labels.jsonl").read_text().splitlines())}
+        drawn, labels = read_audit(name)
         for negative_id in MANGLED_ABBREVIATIONS.get(name, []):
             record = drawn[negative_id]
             assert labels[negative_id] == "broken"
@@ -492,11 +498,9 @@ MISSPELT_TERMS = {
 def test_the_audited_misspelt_key_words_are_rejected_and_nothing_else_of_the_rubric_v5_audits():
     """Each listed broken text is rejected; of the texts the rubric-v5 readers did not label broken, the check
     strikes two, both misspellings of the pair's word all the same ("sydromes", "Glucon")."""
-    audit = Path(__file__).parents[2] / "bench" / "audit"
     struck_other = []
     for name in ("aspects-compare", "aspects-compare-31-50", "scifact-v4", "scifact-v5", "temperature-compare"):
-        drawn = {r["id"]: r for r in map(json.loads, (audit / f"{name}-sample.jsonl").read_text().splitlines())}
-        labels = {r["id"]: r["label"] for r in map(json.loads, (audit / f"{name}-labels.jsonl").read_text().splitlines())}
+        drawn, labels = read_audit(name)
         for negative_id in MISSPELT_TERMS.get(name, []):
             record = drawn[negative_id]
             assert labels[negative_id] == "broken"
