@@ -383,6 +383,9 @@ def synthesize(
         int | None, typer.Option(help="two-step: aspects one reflection proposes (1-5); rounds after a rejected passage write "
                                       "the spare ones. Default: 3 with a reflection, else 1.")
     ] = None,
+    trim_cut_fields: Annotated[bool, typer.Option(help="two-step: write from the whole words of a reflection field the JSON "
+                                                       "grammar cut at its cap (--no-trim-cut-fields: the title alone, as before).")] = (
+        SYNTHESIZE.trim_cut_fields),
     prompts: Annotated[Path | None, typer.Option(help="Folder of prompt templates overriding the shipped ones.")] = SYNTHESIZE.prompts,
     max_words: Annotated[int, typer.Option(help="Cap on the target length of a negative, in words.")] = SYNTHESIZE.max_words,
     max_tokens: Annotated[int, typer.Option(help="Generation budget per LLM answer.")] = SYNTHESIZE.max_tokens,
@@ -431,7 +434,8 @@ def synthesize(
         backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, timeout=timeout,
         structured_output=structured_output, grammar=grammar, threads=threads, cache=cache, attributes=attributes,
         negatives_per_pair=negatives_per_pair, max_rounds=max_rounds, ablation=ablation, critique=critique,
-        prompt_style=prompt_style, aspects_per_reflection=aspects_per_reflection, prompts=prompts, max_words=max_words, max_tokens=max_tokens, temperature=temperature,
+        prompt_style=prompt_style, aspects_per_reflection=aspects_per_reflection,
+        trim_cut_fields=trim_cut_fields, prompts=prompts, max_words=max_words, max_tokens=max_tokens, temperature=temperature,
         seed=seed, refill=refill, checks=checks, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
         vllm_tensor_parallel_size=vllm_tensor_parallel_size, vllm_max_model_len=vllm_max_model_len,
         vllm_batch_size=vllm_batch_size, vllm_replicas=vllm_replicas, vllm_accelerator_type=vllm_accelerator_type,

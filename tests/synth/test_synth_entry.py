@@ -74,11 +74,13 @@ def test_the_command_and_the_pipeline_synthesize_through_the_one_entry_point(tmp
 
     monkeypatch.setattr(syneg.synth, "synthesize", entry_point)
     result = CliRunner().invoke(app, ["synthesize", str(syneg.demo_path()), "-o", str(tmp_path / "cli.jsonl"),
-                                      "--backend", "openai", "--concurrency", "8", "--attributes", "demo", "--refill", "--json"])
+                                      "--backend", "openai", "--concurrency", "8", "--attributes", "demo", "--refill",
+                                      "--no-trim-cut-fields", "--json"])
     assert result.exit_code == 0, result.output
     (config_path := tmp_path / "exp" / "demo.yaml").parent.mkdir()
     config_path.write_text(yaml.safe_dump({"data": "demo", "mine": {"retriever": "bm25", "num_negatives": 2, "range_max": 10},
-                                           "synthesize": {"attributes": "demo", "pairs": 3, "refill": True},
+                                           "synthesize": {"attributes": "demo", "pairs": 3, "refill": True,
+                                                          "trim_cut_fields": False},
                                            "arms": [{"name": "hybrid", "strategy": "hybrid"}]}))
     run(config_path, output=tmp_path / "run", until="synthesize")
     (cli_data, _, cli_options, cli_kwargs), (run_data, run_output, run_options, run_kwargs) = calls
@@ -86,6 +88,7 @@ def test_the_command_and_the_pipeline_synthesize_through_the_one_entry_point(tmp
     assert run_data == tmp_path / "run" / "mined.jsonl" and run_output == tmp_path / "run" / "synthetic.jsonl"
     assert run_options.pairs_in_flight == 1 and run_kwargs["limit"] == 3  # llama.cpp decodes one pair at a time
     assert cli_options.refill and run_options.refill
+    assert not cli_options.trim_cut_fields and not run_options.trim_cut_fields
     marker = json.loads((tmp_path / "run" / "stages" / "synthesize.json").read_text())
     assert marker["info"]["attributes"] == recorded  # the attribute values the stage used, for the report
 

@@ -180,3 +180,33 @@ def test_qwen_proposes_several_aspects_in_one_reflection(scifact_path, tmp_path)
     assert len(reflections) == 3 and client.stats.requests == 1
     assert all(len(r.title) >= 8 and r.aspect.strip() and r.reasoning.strip() and r.topic.strip() for r in reflections)
     # Not asserted: that the three differ. The 0.5B model repeats one (on this pair, two of the three are the same).
+
+
+@pytest.mark.slow
+def test_qwen_does_not_copy_a_topic_cut_at_the_grammars_cap(scifact_path):
+    """A real reflection of the second SciFact pass (claim 1126, from its cache): the grammar closed the topic
+    at its cap, mid-word, and the title copied its end; written from it, the passage said "cancer mortality
+    in O" five times. With the cut fields kept to their whole words the model has no "in O" to copy."""
+    import asyncio
+    import re
+
+    from syneg.synth.prompts import PromptTemplates
+    from syneg.synth.writing import CandidateWriter, Reflection, quoted_pair, sections_for
+
+    [pair] = [p for p in pairs_from_beir(load_beir(scifact_path, "train")) if p.query_id == "1126"]
+    reflection = Reflection(topic="Impact of Immunosuppressive Therapy on Cancer Mortality in O",
+                            aspect="Risk of Immunosuppressive Therapy",
+                            reasoning="The reference text mentions the risk of immunosuppressive therapy, which is a "
+                                      "concern for the study.",
+                            title="Risk of Immunosuppressive Therapy in Cancer Mortality in O")
+    client = make_client("llama.cpp", "qwen2.5-0.5b", cache=False)
+    writer = CandidateWriter(client, PromptTemplates(), "none", "two-step", max_tokens=220, temperature=0.7)
+    attributes = AttributeSet.from_spec("scifact").draw(0, f"{pair.query_id}/{pair.pos_id}/0")
+    try:
+        candidate = asyncio.run(writer.write(quoted_pair(pair)[0], attributes, target_words=120, seed=0, follow_up="",
+                                             reflection=reflection, sections=sections_for(120)))
+    finally:
+        asyncio.run(client.aclose())
+    assert candidate.text.startswith("Risk of Immunosuppressive Therapy in Cancer Mortality ")
+    assert not re.search(r"\bin O\b", candidate.text), candidate.text
+    assert candidate.notes[:2] == ["topic cut to its whole words", "title cut to its whole words"]

@@ -226,6 +226,55 @@ def test_a_title_cut_at_the_cap_does_not_end_on_a_word_that_leaves_it_hanging():
     assert candidate.text.startswith(kept + " " + GOOD[:10])
 
 
+class FieldsBackend(ScriptedBackend):
+    """Answers the reflection with the given topic, aspect and title."""
+
+    def __init__(self, negatives: list[str], topic: str, aspect: str, title: str) -> None:
+        super().__init__(negatives)
+        self.fields = {"topic": topic, "aspect": aspect, "reasoning": "Same field.", "title": title}
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        if "title" in (request.schema or {}).get("properties", {}):
+            return Completion(text=json.dumps(self.fields), prompt_tokens=10, completion_tokens=10, latency=0.01)
+        return await super().complete(request)  # keeps the write prompt
+
+
+def test_a_topic_or_aspect_cut_at_the_cap_and_the_title_that_copies_its_end_keep_their_whole_words():
+    """The second SciFact pass read "Risk of Immunosuppressive Therapy in Cancer Mortality in O": the grammar
+    closed the topic at 60 characters mid-word, the title copied its broken end, the passage copied the title."""
+    import asyncio
+
+    from syneg.synth.prompts import PromptTemplates
+    from syneg.synth.writing import ASPECT_MAX_CHARS, TOPIC_MAX_CHARS, CandidateWriter
+
+    topic = "Impact of Immunosuppressive Therapy on Cancer Mortality in Ocular"[:TOPIC_MAX_CHARS]
+    aspect = ("The topic is related to the study of neurology and the effects of caffeine on adenosine")[:ASPECT_MAX_CHARS]
+    assert topic.endswith(" in O") and aspect.endswith(" on ad")
+    attributes = {"domain": "Pharmacology", "difficulty": "expert", "length": "a short paragraph"}
+    backend = FieldsBackend([GOOD], topic, aspect, "Risk of Immunosuppressive Therapy in Cancer Mortality in O")
+    writer = CandidateWriter(LLMClient(backend), PromptTemplates(), "none", "two-step", max_tokens=400, temperature=0.7)
+    candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
+    [write] = backend.prompts
+    assert "Cancer Mortality" in write and "effects of caffeine" in write
+    assert " in O" not in write and " on ad" not in write
+    assert candidate.text.startswith("Risk of Immunosuppressive Therapy in Cancer Mortality " + GOOD[:10])
+    assert candidate.notes[:3] == ["topic cut to its whole words", "aspect cut to its whole words",
+                                   "title cut to its whole words"]
+    # trim_cut_fields=False asks as runs before it did (the committed caches hold those requests): the title alone.
+    backend = FieldsBackend([GOOD], topic, aspect, "Risk of Immunosuppressive Therapy in Cancer Mortality in O")
+    writer = CandidateWriter(LLMClient(backend), PromptTemplates(), "none", "two-step", max_tokens=400, temperature=0.7,
+                             trim_cut_fields=False)
+    candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
+    assert " in O" in backend.prompts[0] and " on ad" in backend.prompts[0]
+    assert not any("cut to its whole words" in note for note in candidate.notes)
+    # Fields under their caps are written as they are, even when a title ends like a topic.
+    backend = FieldsBackend([GOOD], "Immunosuppressive Therapy in O", "Risk", "Risk of Therapy in O")
+    writer = CandidateWriter(LLMClient(backend), PromptTemplates(), "none", "two-step", max_tokens=400, temperature=0.7)
+    candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
+    assert candidate.text.startswith("Risk of Therapy in O " + GOOD[:10])
+    assert not any("cut to its whole words" in note for note in candidate.notes)
+
+
 class AspectsBackend(ScriptedBackend):
     """Answers each ``reflect_many`` request with one aspect per title of the next list of ``reflections``."""
 

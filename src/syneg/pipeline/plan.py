@@ -30,12 +30,14 @@ from syneg.synth import is_shipped
 # ``precision``), never fingerprinted, so a run folder stays done on a machine that resolves differently.
 LATER_OPTIONS = {
     "mine": ("max_score", "min_score", "backend"),
-    "synthesize": ("timeout", "structured_output", "critique", "prompts", "aspects_per_reflection", "refill"),
+    "synthesize": ("timeout", "structured_output", "critique", "prompts", "aspects_per_reflection", "refill",
+                   "trim_cut_fields"),
     "train": ("guide_model", "num_negatives", "mini_batch_size", "weight_decay", "query_prompt", "document_prompt",
               "save_total_limit", "logging_steps", "precision"),
     "evaluate": ("backend",),
 }
-LEGACY_VALUES = {("synthesize", "aspects_per_reflection"): 1}  # the default became 3 in session 13
+# aspects_per_reflection: the default became 3 in session 13; trim_cut_fields: true in session 15.
+LEGACY_VALUES = {("synthesize", "aspects_per_reflection"): 1, ("synthesize", "trim_cut_fields"): False}
 # What the synthesize stage's settings leave out: where the output and the cache go (recorded apart, or
 # not at all) and how the LLM is reached or laid out on GPUs, none of which changes what it writes.
 NOT_GENERATION = {"file", "cache", "pairs", "concurrency", "threads", "base_url", "api_key_env", "vllm_tensor_parallel_size",

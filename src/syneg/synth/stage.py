@@ -106,6 +106,7 @@ def synthesize(
             prompt_style=options.prompt_style,
             aspects_per_reflection=options.aspects_per_reflection,
             refill=options.refill,
+            trim_cut_fields=options.trim_cut_fields,
             style_examples=style_examples_for(templates, corpus or dataset, seed=options.seed),
         )
         # Texts of the dataset that were not valid Unicode, repaired when it was read (see syneg.data.load_beir).

@@ -88,6 +88,8 @@ class Synthesizer:
             1 asks as before this option existed.
         refill: Synthesize again the pairs already in the output with fewer than ``negatives_per_pair``
             negatives (see :meth:`arun`).
+        trim_cut_fields: Write from the whole words of a reflection field the JSON grammar closed at its cap
+            (:func:`syneg.synth.writing.cut_fields`); False trims a cut title alone, as before this option.
 
     Example::
 
@@ -120,6 +122,7 @@ class Synthesizer:
         style_examples: Sequence[str] = (),
         aspects_per_reflection: int | None = None,
         refill: bool = SYNTHESIZE.refill,
+        trim_cut_fields: bool = SYNTHESIZE.trim_cut_fields,
     ) -> None:
         for name, value, choices in (("ablation", ablation, Ablation), ("critique mode", critique, Critique),
                                      ("prompt style", prompt_style, PromptStyle)):
@@ -133,7 +136,7 @@ class Synthesizer:
         self.refill = refill
         self.templates = templates or PromptTemplates()
         self.writer = CandidateWriter(client, self.templates, ablation, prompt_style, max_tokens, temperature,
-                                      style_examples)
+                                      style_examples, trim_cut_fields)
         self.loop = RevisionLoop(
             client,
             self.writer,

@@ -35,8 +35,11 @@ class PlainNegativeAnswer(BaseModel):
     negative: str
 
 
-# The longest title a reflection may give (the JSON grammar's cap); a title that reaches it was cut short.
+# The longest fields a reflection may give (the JSON grammar's caps); a field that reaches its cap was
+# closed mid-word ("... Cancer Mortality in O"), and the model copies it into the passage.
 TITLE_MAX_CHARS = 150
+TOPIC_MAX_CHARS = 60
+ASPECT_MAX_CHARS = 80
 _DANGLING_WORDS = re.compile(r"(?:\s+(?:a|an|and|as|at|by|for|from|in|into|of|on|or|the|to|with|without|versus|vs))+$",
                              re.IGNORECASE)
 
@@ -56,6 +59,34 @@ class AspectOption(BaseModel):
     title: str = ""
 
 
+def whole_words(text: str) -> str:
+    """A field closed mid-word: its whole words, without a last word that leaves it hanging.
+
+        >>> whole_words("Systemic immunosuppressive Therapy and Cancer Mortality in O")
+        'Systemic immunosuppressive Therapy and Cancer Mortality'
+    """
+    return _DANGLING_WORDS.sub("", text.rsplit(" ", 1)[0].rstrip(" ,;:-")).rstrip(" ,;:-")
+
+
+def cut_fields(reflection: Reflection) -> list[str]:
+    """The names of the reflection's fields that the JSON grammar closed at their caps, mid-word, or that copy the
+    broken end of one that was.
+
+    The model writes the fields in order and copies a cut one's end into a later one (topic "... Cancer Mortality
+    in O", then the title "Risk of Immunosuppressive Therapy in Cancer Mortality in O"): a field that ends with the
+    same last two words is cut alike (two, since a cap can also fall after a whole word).
+
+        >>> cut_fields(Reflection(topic="Impact of Therapy on Cancer Mortality in Ocular Disease in O", aspect="Risk",
+        ...                       reasoning="", title="Risk of Therapy in Cancer Mortality in O"))
+        ['topic', 'title']
+    """
+    caps = {"topic": TOPIC_MAX_CHARS, "aspect": ASPECT_MAX_CHARS, "title": TITLE_MAX_CHARS}
+    fields = {name: getattr(reflection, name) for name in caps}
+    broken_ends = {" ".join(fields[name].split()[-2:]) for name, cap in caps.items() if len(fields[name]) >= cap}
+    return [name for name, value in fields.items()
+            if len(value) >= caps[name] or any(f" {value}".endswith(f" {end}") for end in broken_ends)]
+
+
 class ReflectionOptions(BaseModel):
     """A reflection that proposes several aspects of one topic (``reflect_many``)."""
 
@@ -69,10 +100,10 @@ class ReflectionOptions(BaseModel):
 # Reasoning comes before the text (the paper's reflection); naming the aspect first keeps small
 # models writing about it rather than about the task.
 REFLECTION_PROPERTIES: dict[str, Any] = {
-    "aspect": {"type": "string", "minLength": 3, "maxLength": 80},
+    "aspect": {"type": "string", "minLength": 3, "maxLength": ASPECT_MAX_CHARS},
     "reasoning": {"type": "string", "maxLength": 240},
 }
-TOPIC_PROPERTY: dict[str, Any] = {"type": "string", "minLength": 3, "maxLength": 60}
+TOPIC_PROPERTY: dict[str, Any] = {"type": "string", "minLength": 3, "maxLength": TOPIC_MAX_CHARS}
 TITLE_PROPERTY: dict[str, Any] = {"type": "string", "minLength": 8, "maxLength": TITLE_MAX_CHARS}
 
 
@@ -138,6 +169,7 @@ class CandidateWriter:
         max_tokens: int,
         temperature: float,
         style_examples: Sequence[str] = (),
+        trim_cut_fields: bool = True,
     ) -> None:
         if "example" in templates.placeholders("write") and not style_examples:
             raise ValueError("the write template quotes $example, a text of the collection: pass style_examples")
@@ -149,6 +181,7 @@ class CandidateWriter:
         self.prompt_style = prompt_style
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.trim_cut_fields = trim_cut_fields
 
     def attribute_text(self, attributes: dict[str, str], target_words: int) -> str:
         if not self.use_attributes:
@@ -274,18 +307,20 @@ class CandidateWriter:
             if labels else "Write it as one plain paragraph."
         )
         # The reflection's fields may carry what an injection in the quoted texts asked for: quoted alike.
-        title = quoted(reflection.title)[0].strip('"')
-        cut_title = len(reflection.title) >= TITLE_MAX_CHARS
-        if cut_title:
-            # The grammar closed the title at its cap, mid-word ("... is not a principal determin"), and the
-            # model copies a title into the text: keep its whole words only, and not a last word that leaves
-            # the title hanging ("... the prioritisation process of patients with").
-            title = _DANGLING_WORDS.sub("", title.rsplit(" ", 1)[0].rstrip(" ,;:-")).rstrip(" ,;:-")
+        if self.trim_cut_fields:
+            cut = cut_fields(reflection)
+        else:  # as before trim_cut_fields: the title alone, when it reached its cap
+            cut = ["title"] if len(reflection.title) >= TITLE_MAX_CHARS else []
+        fields = {"topic": quoted(reflection.topic)[0], "aspect": quoted(reflection.aspect)[0],
+                  "title": quoted(reflection.title)[0].strip('"')}
+        # A cut field keeps its whole words: the model copies the fields into the passage, broken end and all.
+        fields = {name: whole_words(value) if name in cut else value for name, value in fields.items()}
+        title = fields["title"]
         user = self.templates.render(
             "write",
             title=title,
-            aspect=quoted(reflection.aspect)[0],
-            topic=quoted(reflection.topic)[0],
+            aspect=fields["aspect"],
+            topic=fields["topic"],
             subject=pair.query,
             attributes=self.attribute_text(attributes, target_words),
             layout=layout,
@@ -301,6 +336,5 @@ class CandidateWriter:
             text = f"{title} {text}"  # the corpus's form: title, then text (Document.full_text)
         if sections > 1:
             notes.insert(0, f"asked for {sections} parts")
-        if cut_title:
-            notes.insert(0, "title cut to its whole words")
+        notes[:0] = [f"{name} cut to its whole words" for name in cut]
         return Candidate(text, reflection.aspect, reflection.reasoning, notes, reflection)
