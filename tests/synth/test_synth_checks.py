@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import random
 from collections import Counter
 from pathlib import Path
@@ -301,6 +302,29 @@ def test_invented_reference_lists_are_cut_from_real_answers():
         passage, notes = as_passage(text)
         assert "References" not in passage and any(note.startswith("reference list removed") for note in notes)
         assert len(passage.split()) >= 40 and not degeneration(passage).startswith("it stops")
+
+
+def test_a_section_label_in_mixed_case_alone_on_its_line_is_a_label():
+    """Qwen2.5-0.5B writes "ConCLUSIONS" on a line of its own (27 answers in the SciFact generation's cache, 9
+    accepted negatives of its first pass kept it): a label, removed or put in capitals like the others, while
+    "Results indicate that ..." stays the sentence it is."""
+    import sqlite3
+
+    cache = Path(__file__).parents[2] / "bench" / "experiments" / "scifact-all-llm-cache.sqlite"
+    with sqlite3.connect(f"file:{cache}?mode=ro", uri=True) as db:
+        answers = [json.loads(value)["text"] for (value,) in db.execute("SELECT value FROM completions")]
+    mixed = re.compile(r"^\s*(?!CONCLUSIONS\b|Conclusions\b)[Cc][Oo][Nn][Cc][Ll][Uu][Ss][Ii][Oo][Nn][Ss]?\s*$", re.MULTILINE)
+    slipped = [raw for raw in answers if mixed.search(raw)]
+    assert len(slipped) >= 20
+    capitals = 0
+    for raw in slipped:
+        removed, notes = as_passage(raw)
+        kept, _ = as_passage(raw, keep_section_labels=True)
+        assert "section labels removed" in notes and not re.search(r"\bCon[a-z]*[A-Z]{3,}", removed + kept)
+        capitals += "CONCLUSIONS" in kept
+    assert capitals > len(slipped) / 2  # the others lost the part's sentences as restated ones, label and all
+    assert as_passage("Telomeres\nResults indicate that they shorten.", keep_section_labels=True)[0] == (
+        "Telomeres Results indicate that they shorten.")
 
 
 def test_no_real_abstract_has_a_list_of_empty_labels_or_a_reference_list(scifact_path, nfcorpus_path):

@@ -12,9 +12,11 @@ from syneg.synth.checks import SENTENCE_FINAL, ngrams, sentences, words
 
 # A label in capitals, or capitalized and not followed by a lower-case word: "Results indicate that ..." is
 # the sentence's subject, and taking it for a label left ". indicate that ..." in three accepted negatives.
+# Alone on its line, a label in any case: the 0.5B model writes "ConCLUSIONS" (27 times in the SciFact cache).
 _SECTION_LABEL = re.compile(
     r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|(?:Background|Objectives?|Methods?|"
-    r"Results?|Conclusions?)(?!\s*[a-z]))\s*(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?\s*"
+    r"Results?|Conclusions?)(?!\s*[a-z])|(?i:background|objectives?|methods?|results?|conclusions?)(?=\W*$))"
+    r"\s*(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?\s*"
 )
 _LABEL = re.compile(r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:title|abstract|summary)\s*(?:\*\*|__)?\s*[:.-]\s*", re.IGNORECASE)
 # "Part 2: Conclusions": the model numbers the parts the prompt asks for, which no corpus abstract does.
@@ -59,6 +61,8 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
         ('Telomere length. Telomeres shorten.', ['reference list removed (6 words)'])
         >>> as_passage("Telomere length\\nBACKGROUND\\nTelomeres shorten.\\n**Results:** They do.", keep_section_labels=True)[0]
         'Telomere length BACKGROUND Telomeres shorten. RESULTS They do.'
+        >>> as_passage("Telomere length\\nBACKGROUND\\nTelomeres shorten.\\nConCLUSIONS\\nThey do.", keep_section_labels=True)[0]
+        'Telomere length BACKGROUND Telomeres shorten. CONCLUSIONS They do.'
     """
     notes: list[str] = []
     lines = [line for line in raw.strip().splitlines() if line.strip()]
