@@ -4,8 +4,9 @@ The grammar closes a topic at 60 characters, an aspect at 80 and a title at 150,
 Mortality in O"), and the 0.5B model copies such an end into its passage. Since session 15 the write prompt
 takes the whole words of a cut field (``trim_cut_fields``); before it, only a cut title was trimmed. This
 counts, over every reflection in the committed LLM caches, the fields that reached their caps, and over every
-audited negative whose reflection is found in a cache (by its aspect), the broken share of those written from
-a cut topic or aspect against the rest. Pure reading of committed files: no model, no machine dependence.
+audited negative whose reflection is found in a cache (by its aspect: about 2% of the audited aspects were
+proposed by more than one reflection, the first one found is taken), the broken share of those written from a
+cut topic or aspect against the rest. Pure reading of committed files: no model, no machine dependence.
 
     python bench/cut_fields.py [--json]
 """
@@ -16,7 +17,10 @@ import argparse
 import json
 import sqlite3
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
+
+from text_check_strikes import AUDITS, audit_name, labelled
 
 from syneg.synth.writing import Reflection, cut_fields
 
@@ -27,7 +31,7 @@ def cached_reflections(root: Path = ROOT / "bench") -> dict[str, Reflection]:
     """Every reflection answered in a committed cache under ``root``, by its aspect (the first seen wins)."""
     reflections: dict[str, Reflection] = {}
     for cache in sorted(root.rglob("*.sqlite")):
-        with sqlite3.connect(f"file:{cache}?mode=ro", uri=True) as db:
+        with closing(sqlite3.connect(f"file:{cache}?mode=ro", uri=True)) as db:
             try:
                 values = [value for (value,) in db.execute("SELECT value FROM completions")]
             except sqlite3.DatabaseError:
@@ -55,20 +59,16 @@ def main() -> None:
     reflections = cached_reflections()
     fields = Counter(name for reflection in reflections.values() for name in cut_fields(reflection))
     audits = {}
-    for labels in sorted((ROOT / "bench" / "audit").glob("*-labels.jsonl")):
-        sample = labels.with_name(labels.name.replace("-labels", "-sample"))
-        if not sample.is_file():
-            continue
-        aspects = {row["id"]: row.get("aspect", "") for row in map(json.loads, sample.read_text().splitlines())}
+    for labels in AUDITS:
         counts = Counter()
-        for row in map(json.loads, labels.read_text().splitlines()):
-            reflection = reflections.get((aspects.get(row["id"]) or "").strip())
+        for record, drawn in labelled(labels):
+            reflection = reflections.get((drawn.get("aspect") or "").strip())
             if reflection is None:
                 continue
             kind = "cut" if {"topic", "aspect"} & set(cut_fields(reflection)) else "whole"
             counts[kind, "read"] += 1
-            counts[kind, "broken"] += row["label"] == "broken"
-        audits[labels.name.removesuffix("-labels.jsonl")] = {
+            counts[kind, "broken"] += record["label"] == "broken"
+        audits[audit_name(labels)] = {
             kind: {"read": counts[kind, "read"], "broken": counts[kind, "broken"]} for kind in ("cut", "whole")}
     total = {kind: {key: sum(audit[kind][key] for audit in audits.values()) for key in ("read", "broken")}
              for kind in ("cut", "whole")}

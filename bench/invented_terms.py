@@ -3,7 +3,7 @@
 Most broken texts of the audits are a 0.5B model's inventions around the pair's subject: "Nadherin",
 "Chydrin Kinase 5", "Deoxyriose", "Postmenoprostosis". A check could strike a negative that writes words no
 English word list knows (wordfreq, as ``terms_spelled`` uses it), that no other document of the corpus
-writes and that its own pair does not write. This counts such words (four letters or more) in the audited
+writes and that its own pair does not write. This counts such words (four characters or more) in the audited
 negatives by label, and in real abstracts of the corpus, each held against the rest of the corpus (leave one
 out), to see whether any threshold strikes broken texts without striking real abstracts. Pure text, no
 model, so not machine-dependent:
@@ -20,17 +20,19 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from text_check_strikes import AUDITS, labelled
+
 from syneg.synth.checks import is_known_word
 
 ROOT = Path(__file__).resolve().parents[1]
 TERM = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
-MIN_LETTERS = 4
+MIN_TERM_LENGTH = 4
 REAL_ABSTRACTS = 500
 AT_LEAST = (1, 2, 3)
 
 
 def terms(text: str) -> set[str]:
-    return {term.lower() for term in TERM.findall(text) if len(term) >= MIN_LETTERS}
+    return {term.lower() for term in TERM.findall(text) if len(term) >= MIN_TERM_LENGTH}
 
 
 def unseen(text: str, document_frequency: Counter, pair_text: str = "", own: bool = False) -> list[str]:
@@ -56,16 +58,10 @@ def main() -> None:
     drawn = random.Random(0).sample(range(len(texts)), REAL_ABSTRACTS)
     real = [len(unseen(texts[i], document_frequency, own=True)) for i in drawn]
     by_label: dict[str, list[int]] = {}
-    # The SciFact audits (the model comparisons and the aspect runs are SciFact too).
-    for labels in sorted((ROOT / "bench" / "audit").glob("*-labels.jsonl")):
-        sample = labels.with_name(labels.name.replace("-labels", "-sample"))
-        if not sample.is_file():
-            continue
-        rows = {row["id"]: row for row in map(json.loads, sample.read_text().splitlines())}
-        for label in map(json.loads, labels.read_text().splitlines()):
-            row = rows[label["id"]]
-            found = unseen(row["negative"], document_frequency, f"{row['query']} {row['positive']}")
-            by_label.setdefault(label["label"], []).append(len(found))
+    for labels in AUDITS:  # all SciFact (the model comparisons and the aspect runs too)
+        for record, drawn in labelled(labels):
+            found = unseen(drawn["negative"], document_frequency, f"{drawn['query']} {drawn['positive']}")
+            by_label.setdefault(record["label"], []).append(len(found))
     figures = {"real_abstracts": {"read": len(real)} | shares(real)}
     figures |= {label: {"read": len(counts)} | shares(counts) for label, counts in sorted(by_label.items())}
     if args.json:

@@ -3,9 +3,10 @@
 A repair of ``as_passage`` (a section label in mixed case, "ConCLUSIONS", is a label) changes the texts a run
 kept, not the requests it sent. The pairs whose records match ``--matching`` (a regular expression over their
 kept and rejected texts) are synthesized again with the options of the pipeline config's synthesize section
-(``--aspects-per-reflection`` for the pairs a refill wrote), with the checks added after the run turned off,
-as ``tests/synth/test_synth_requests.py`` replays it, so that the same rounds are kept; the cache answers, and a
-request it lacks is generated. Each new record replaces the old one in place (the file is written whole, then
+(``--aspects-per-reflection`` for the pairs a refill wrote), with the checks added after its first pass
+turned off (abbreviations_match and terms_spelled: the replay test, ``tests/synth/test_synth_requests.py``,
+needs only the first off for the pairs it replays), so that the same rounds are kept; the cache answers, and
+a request it lacks is generated. Each new record replaces the old one in place (the file is written whole, then
 renamed), unless it holds fewer negatives: a repaired text can turn a check another way and a later round
 with it, and a rewrite never loses a negative. Prints what changed.
 
@@ -24,7 +25,7 @@ from syneg.data import read_training_set, write_training_set
 from syneg.pipeline import RunConfig
 from syneg.synth import pairs_from_training_set, synthesize
 
-# Checks added after the committed SciFact pairs were written, off in a replay (as in test_synth_requests).
+# Checks added after the committed SciFact file's first pass, off in a replay.
 LATER_CHECKS_OFF = {"max_abbreviation_conflicts": 99, "max_misspelled_terms": 99}
 
 

@@ -14,7 +14,7 @@ import collections
 import csv
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 AUDITS = sorted(Path(__file__).parent.glob("audit/*-labels.jsonl"))
@@ -33,13 +33,18 @@ def arguments(doc: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def labelled(labels: Path) -> Iterator[tuple[dict, dict]]:
+    """Each label of an audit (id, label, note) with the drawn row it labels (query, positive, negative, aspect)."""
+    sample = {r["id"]: r for r in map(json.loads, labels.with_name(labels.name.replace("-labels", "-sample")).open())}
+    for record in map(json.loads, labels.open()):
+        yield record, sample[record["id"]]
+
+
 def audited(labels: Path, check: Check) -> tuple[collections.Counter, list[str]]:
     """Counts by (label, struck) of one audit, and its strikes of texts not labelled broken (id, label, reason)."""
-    sample = {r["id"]: r for r in map(json.loads, labels.with_name(labels.name.replace("-labels", "-sample")).open())}
     counts: collections.Counter = collections.Counter()
     others = []
-    for record in map(json.loads, labels.open()):
-        drawn = sample[record["id"]]
+    for record, drawn in labelled(labels):
         reasons = check(drawn["negative"], drawn["query"], drawn["positive"])
         counts[record["label"], bool(reasons)] += 1
         if reasons and record["label"] != "broken":

@@ -10,8 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_committed_caches_hold_reflections_cut_at_the_cap_and_the_audits_read_what_came_of_them():
-    sys.path.insert(0, str(ROOT / "bench"))
+def test_the_committed_caches_hold_reflections_cut_at_the_cap_and_the_audits_read_what_came_of_them(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
     from cut_fields import cached_reflections
 
     from syneg.synth.writing import cut_fields
@@ -23,7 +23,7 @@ def test_the_committed_caches_hold_reflections_cut_at_the_cap_and_the_audits_rea
                          capture_output=True, text=True, check=True)
     figures = json.loads(run.stdout)
     assert figures["reflections"] > 5000 and 0 < figures["cut"]["topic"] < figures["reflections"] / 5
-    audits = figures["audits"].values()
+    assert "aspects-compare" in figures["audits"] and "scifact-v4" in figures["audits"]
     for kind in ("cut", "whole"):
-        assert figures["all_audits"][kind]["read"] == sum(audit[kind]["read"] for audit in audits) > 50
+        assert figures["all_audits"][kind]["read"] > 50
         assert 0 < figures["all_audits"][kind]["broken"] < figures["all_audits"][kind]["read"]

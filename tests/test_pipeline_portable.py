@@ -281,6 +281,9 @@ def test_a_default_that_changed_records_the_new_value_and_keeps_the_markers_writ
     assert "aspects_per_reflection" not in recorded_options(SynthesizeOptions(aspects_per_reflection=1), "synthesize")
     assert recorded_options(SynthesizeOptions(), "synthesize")["aspects_per_reflection"] == 3
     assert "aspects_per_reflection" not in recorded_options(SynthesizeOptions(prompt_style="single"), "synthesize")
+    # trim_cut_fields came in at true; false asks as before it, so only true is recorded.
+    assert "trim_cut_fields" not in recorded_options(SynthesizeOptions(trim_cut_fields=False), "synthesize")
+    assert recorded_options(SynthesizeOptions(), "synthesize")["trim_cut_fields"] is True
 
 
 @pytest.mark.parametrize("name", ["scifact", "nfcorpus", "scifact-full"])

@@ -267,6 +267,16 @@ def test_a_topic_or_aspect_cut_at_the_cap_and_the_title_that_copies_its_end_keep
     candidate = asyncio.run(writer.write(PAIR, attributes, target_words=40, seed=0, follow_up=""))
     assert " in O" in backend.prompts[0] and " on ad" in backend.prompts[0]
     assert not any("cut to its whole words" in note for note in candidate.notes)
+    # A cap that falls right after a whole word: the capped field keeps its whole words, but a title that ends
+    # like it ends with a whole word too and is left alone; a field over its cap was not held to it (no grammar).
+    from syneg.synth.writing import Reflection, cut_fields
+
+    whole_end = "Strict glycaemic control and cardiovascular outcomes in type 2 diabetes mellitus"
+    assert len(whole_end) == ASPECT_MAX_CHARS and whole_end.endswith(" diabetes mellitus")
+    assert cut_fields(Reflection(topic="Diabetes", aspect=whole_end, reasoning="", title="Insulin in type 2 diabetes mellitus")) == [
+        "aspect"]
+    over = "A topic the model wrote without a grammar, longer than sixty characters in all"
+    assert len(over) > TOPIC_MAX_CHARS and cut_fields(Reflection(topic=over, aspect="Risk", reasoning="", title="Risk")) == []
     # Fields under their caps are written as they are, even when a title ends like a topic.
     backend = FieldsBackend([GOOD], "Immunosuppressive Therapy in O", "Risk", "Risk of Therapy in O")
     writer = CandidateWriter(LLMClient(backend), PromptTemplates(), "none", "two-step", max_tokens=400, temperature=0.7)

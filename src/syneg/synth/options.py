@@ -111,7 +111,7 @@ class SynthesizeOptions(LLMOptions, EngineOptions):
     trim_cut_fields: bool = Field(True, description="two-step: a reflection's topic, aspect or title that the JSON grammar "
                                                     "closed at its cap, mid-word, goes into the write prompt as its whole "
                                                     "words (and so does a field that copies its broken end); false trims "
-                                                    "the title alone, as runs before session 15 did.")
+                                                    "the title alone, as syneg did before this option.")
     prompts: Path | None = Field(None, description="Folder of prompt templates overriding the shipped ones.")
     max_words: int = Field(400, ge=1, description="Cap on the target length of a negative, in words.")
     max_tokens: int = Field(220, ge=1, description="Generation budget per LLM answer.")

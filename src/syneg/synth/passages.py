@@ -12,11 +12,12 @@ from syneg.synth.checks import SENTENCE_FINAL, ngrams, sentences, words
 
 # A label in capitals, or capitalized and not followed by a lower-case word: "Results indicate that ..." is
 # the sentence's subject, and taking it for a label left ". indicate that ..." in three accepted negatives.
-# Alone on its line, a label in any case: the 0.5B model writes "ConCLUSIONS" (27 times in the SciFact cache).
+# Second group: a label in mixed case ("ConCLUSIONS", 27 answers of the SciFact cache) alone on its line, with
+# what punctuation follows it, or before a colon; a lower-case word there ends a wrapped sentence.
 _SECTION_LABEL = re.compile(
-    r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|(?:Background|Objectives?|Methods?|"
-    r"Results?|Conclusions?)(?!\s*[a-z])|(?i:background|objectives?|methods?|results?|conclusions?)(?=\W*$))"
-    r"\s*(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?\s*"
+    r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:(BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|(?:Background|Objectives?|"
+    r"Methods?|Results?|Conclusions?)(?!\s*[a-z]))|(?=[A-Z])((?i:background|objectives?|methods?|results?|conclusions?))"
+    r"(?:[\W_]*$|(?=\s*:)))\s*(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?\s*"
 )
 _LABEL = re.compile(r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:title|abstract|summary)\s*(?:\*\*|__)?\s*[:.-]\s*", re.IGNORECASE)
 # "Part 2: Conclusions": the model numbers the parts the prompt asks for, which no corpus abstract does.
@@ -61,7 +62,7 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
         ('Telomere length. Telomeres shorten.', ['reference list removed (6 words)'])
         >>> as_passage("Telomere length\\nBACKGROUND\\nTelomeres shorten.\\n**Results:** They do.", keep_section_labels=True)[0]
         'Telomere length BACKGROUND Telomeres shorten. RESULTS They do.'
-        >>> as_passage("Telomere length\\nBACKGROUND\\nTelomeres shorten.\\nConCLUSIONS\\nThey do.", keep_section_labels=True)[0]
+        >>> as_passage("Telomere length\\nBACKGROUND\\nTelomeres shorten.\\nConCLUSIONS.\\nThey do.", keep_section_labels=True)[0]
         'Telomere length BACKGROUND Telomeres shorten. CONCLUSIONS They do.'
     """
     notes: list[str] = []
@@ -77,7 +78,7 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
     if any(labelled):
         notes.append("section labels in capitals" if keep_section_labels else "section labels removed")
         lines = [
-            (f"{match.group(1).upper()} " if keep_section_labels else "") + line[match.end() :] if match else line
+            (f"{(match.group(1) or match.group(2)).upper()} " if keep_section_labels else "") + line[match.end() :] if match else line
             for line, match in zip(lines, labelled, strict=True)
         ]
     if any(_MARKUP.search(line) for line in lines):

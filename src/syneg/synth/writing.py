@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from syneg.llm import ChatRequest, LLMClient, LLMError
+from syneg.synth.checks import is_known_word
 from syneg.synth.options import Ablation, PromptStyle
 from syneg.synth.pairs import Pair
 from syneg.synth.passages import as_passage, is_structured
@@ -60,21 +61,37 @@ class AspectOption(BaseModel):
 
 
 def whole_words(text: str) -> str:
-    """A field closed mid-word: its whole words, without a last word that leaves it hanging.
+    """A field closed mid-word: its whole words, without a last word that leaves it hanging (unchanged when
+    nothing would be left).
 
-        >>> whole_words("Systemic immunosuppressive Therapy and Cancer Mortality in O")
-        'Systemic immunosuppressive Therapy and Cancer Mortality'
+        >>> whole_words("Systemic immunosuppressive Therapy and Cancer Mortality in O"), whole_words("Immunology")
+        ('Systemic immunosuppressive Therapy and Cancer Mortality', 'Immunology')
     """
-    return _DANGLING_WORDS.sub("", text.rsplit(" ", 1)[0].rstrip(" ,;:-")).rstrip(" ,;:-")
+    return _DANGLING_WORDS.sub("", text.rsplit(" ", 1)[0].rstrip(" ,;:-")).rstrip(" ,;:-") or text
+
+
+def looks_cut(word: str, context: str = "") -> bool:
+    """Whether the last word of a field the grammar closed reads as a word cut short: a single letter ("in O"), a
+    word no English word list knows ("toleran"), or the start of a longer word of ``context`` ("cait" where the
+    reasoning has "caitopram"); "mellitus", where a cap fell after it, is whole.
+
+        >>> [looks_cut(word, "the effects of caitopram") for word in ("O", "toleran", "cait", "mellitus", "adults,")]
+        [True, True, True, False, False]
+    """
+    word = word.strip(".,;:()[]-").lower()
+    longer = {other for other in re.findall(r"\w+", context.lower()) if len(other) > len(word)}
+    return len(word) <= 1 or not is_known_word(word) or any(other.startswith(word) for other in longer)
 
 
 def cut_fields(reflection: Reflection) -> list[str]:
-    """The names of the reflection's fields that the JSON grammar closed at their caps, mid-word, or that copy the
-    broken end of one that was.
+    """The names of the reflection's fields that the JSON grammar closed at their caps, or that copy the cut end
+    of one that was.
 
     The model writes the fields in order and copies a cut one's end into a later one (topic "... Cancer Mortality
     in O", then the title "Risk of Immunosuppressive Therapy in Cancer Mortality in O"): a field that ends with the
-    same last two words is cut alike (two, since a cap can also fall after a whole word).
+    same last two words is cut alike, when the last of them reads as cut short (a cap can also fall right after a
+    whole word, "... type 2 diabetes mellitus", and a title may end so too). A field longer than its cap was not
+    held to it (no grammar) and is whole.
 
         >>> cut_fields(Reflection(topic="Impact of Therapy on Cancer Mortality in Ocular Disease in O", aspect="Risk",
         ...                       reasoning="", title="Risk of Therapy in Cancer Mortality in O"))
@@ -82,9 +99,12 @@ def cut_fields(reflection: Reflection) -> list[str]:
     """
     caps = {"topic": TOPIC_MAX_CHARS, "aspect": ASPECT_MAX_CHARS, "title": TITLE_MAX_CHARS}
     fields = {name: getattr(reflection, name) for name in caps}
-    broken_ends = {" ".join(fields[name].split()[-2:]) for name, cap in caps.items() if len(fields[name]) >= cap}
+    capped = [name for name in caps if len(fields[name]) == caps[name]]
+    context = " ".join([*fields.values(), reflection.reasoning])
+    broken_ends = {" ".join(words[-2:]) for words in (fields[name].split() for name in capped)
+                   if words and looks_cut(words[-1], context)}
     return [name for name, value in fields.items()
-            if len(value) >= caps[name] or any(f" {value}".endswith(f" {end}") for end in broken_ends)]
+            if name in capped or any(f" {value}".endswith(f" {end}") for end in broken_ends)]
 
 
 class ReflectionOptions(BaseModel):
@@ -306,15 +326,16 @@ class CandidateWriter:
             f"Write it in {len(labels)} parts, each starting with its label in capitals: {', '.join(labels)}."
             if labels else "Write it as one plain paragraph."
         )
-        # The reflection's fields may carry what an injection in the quoted texts asked for: quoted alike.
         if self.trim_cut_fields:
             cut = cut_fields(reflection)
         else:  # as before trim_cut_fields: the title alone, when it reached its cap
             cut = ["title"] if len(reflection.title) >= TITLE_MAX_CHARS else []
-        fields = {"topic": quoted(reflection.topic)[0], "aspect": quoted(reflection.aspect)[0],
-                  "title": quoted(reflection.title)[0].strip('"')}
+        # The reflection's fields may carry what an injection in the quoted texts asked for: quoted alike.
+        quoted_fields = {"topic": quoted(reflection.topic)[0], "aspect": quoted(reflection.aspect)[0],
+                         "title": quoted(reflection.title)[0].strip('"')}
         # A cut field keeps its whole words: the model copies the fields into the passage, broken end and all.
-        fields = {name: whole_words(value) if name in cut else value for name, value in fields.items()}
+        fields = {name: whole_words(value) if name in cut else value for name, value in quoted_fields.items()}
+        cut = [name for name in cut if fields[name] != quoted_fields[name]]
         title = fields["title"]
         user = self.templates.render(
             "write",
