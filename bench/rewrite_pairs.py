@@ -17,7 +17,6 @@ with it, and a rewrite never loses a negative. Prints what changed.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from pathlib import Path
 
@@ -74,9 +73,7 @@ def main() -> None:
                   f"{'text changed' if before != after else 'same text'}; still matching: "
                   f"{any(pattern.search(text) for text in texts(new[key]))}")
             instances[index] = new[key]
-    replaced = options.file.with_suffix(".replaced.jsonl")
-    write_training_set(replaced, instances)
-    os.replace(replaced, options.file)
+    write_training_set(options.file, instances)  # replaces the file only once written whole
     scratch.unlink()
     print(f"{len(new)} records written again; requests {stats['requests']}, cache hits {stats['cache_hits']}")
 
