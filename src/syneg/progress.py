@@ -11,6 +11,10 @@ the step supplies (the loss, the acceptance rate). Third-party bars are switched
   than a storm of carriage returns.
 - With :func:`set_verbosity` ``"quiet"`` (``syneg --quiet``): nothing.
 
+The rate and ETA follow the recent pace (tqdm's exponential smoothing), not the average since the
+start: a resumed synthesis replays its cached pairs in seconds and then writes a pair every few
+minutes, and an average would promise the hours left in minutes. The closing line gives the average.
+
 An interrupted step records where it stopped (:func:`stopped_at`), which the CLI prints on Ctrl-C::
 
     >>> with Progress("Encoding documents", total=240, unit="texts", enabled=False) as bar:
@@ -38,6 +42,8 @@ Verbosity = Literal["quiet", "normal", "verbose"]
 LINE_EVERY_FRACTION = 0.1
 LINE_AT_MOST_EVERY_SECONDS = 3.0
 LINE_AT_LEAST_EVERY_SECONDS = 30.0
+# The weight of the latest step in the smoothed rate (tqdm's default): old steps fade by 0.7 a step.
+RATE_SMOOTHING = 0.3
 
 _verbosity: Verbosity = "normal"
 # Where an interruption stopped, innermost first: filled as the exception unwinds through steps and stages.
@@ -130,6 +136,7 @@ class Progress:
         self._last_line = self._started
         self._last_decile = 0
         self._task: TaskID | None = None
+        self._reset_pace(0)
 
     def __enter__(self) -> Progress:
         if self.total is not None:
@@ -148,6 +155,7 @@ class Progress:
         """Begin counting towards ``total`` from ``completed`` (work done before a resume is not in the rate)."""
         self.total, self.completed, self._baseline = total, completed, completed
         self._started = self._last_line = time.monotonic()
+        self._reset_pace(completed)
         if not self.enabled:
             return
         if status_console.is_terminal:
@@ -160,6 +168,7 @@ class Progress:
 
     def update(self, completed: int, detail: str | None = None) -> None:
         """Set the units done so far, and optionally the step's detail (e.g. ``loss 0.42``)."""
+        self._pace(completed)
         self.completed = completed
         if detail is not None:
             self.detail = detail
@@ -179,19 +188,39 @@ class Progress:
     def position(self) -> str:
         return f"{self.description} at {self.completed:,}/{self.total or 0:,} {self.unit}"
 
+    def _reset_pace(self, completed: int) -> None:
+        self._paced_at, self._paced_units = time.monotonic(), completed
+        self._smoothed_units = self._smoothed_seconds = 0.0
+
+    def _pace(self, completed: int) -> None:
+        """Fold the units done since the last advance, and the time they took, into the smoothed rate."""
+        units = completed - self._paced_units
+        if units <= 0:  # a new detail alone: no step to time
+            return
+        now = time.monotonic()
+        keep = 1 - RATE_SMOOTHING
+        self._smoothed_units = RATE_SMOOTHING * units + keep * self._smoothed_units
+        self._smoothed_seconds = RATE_SMOOTHING * (now - self._paced_at) + keep * self._smoothed_seconds
+        self._paced_at, self._paced_units = now, completed
+
     def _rate(self) -> float:
+        """Units per second at the recent pace (both sums carry the same weights, so their ratio needs no
+        correction for the smoothing's start at zero)."""
+        return self._smoothed_units / max(self._smoothed_seconds, 1e-9)
+
+    def _average_rate(self) -> float:
         return (self.completed - self._baseline) / max(time.monotonic() - self._started, 1e-9)
 
-    def _rate_text(self) -> str:
+    def _rate_text(self, rate: float) -> str:
         """Per second, or per minute for slow work (an LLM writing a pair every 30 s)."""
-        rate = self._rate()
         return f"{rate:,.1f} {self.unit}/s" if rate >= 1 else f"{60 * rate:,.1f} {self.unit}/min"
 
     def _status(self) -> str:
         parts = [f"{self.completed:,}/{self.total or 0:,} {self.unit}"]
         if self.completed > self._baseline:
-            parts.append(self._rate_text())
-            parts.append(f"ETA {_duration(((self.total or 0) - self.completed) / self._rate())}")
+            rate = self._rate()
+            parts.append(self._rate_text(rate))
+            parts.append(f"ETA {_duration(((self.total or 0) - self.completed) / max(rate, 1e-9))}")
         if self.detail:
             parts.append(self.detail)
         return " · ".join(parts)
@@ -200,7 +229,7 @@ class Progress:
         elapsed = time.monotonic() - self._started
         done = f"{self.completed:,}/{self.total or 0:,} {self.unit} in {_duration(elapsed)}"
         if self.completed > self._baseline:
-            done += f" ({self._rate_text()})"
+            done += f" ({self._rate_text(self._average_rate())})"
         return " · ".join(filter(None, [done, self.detail]))
 
     def _line(self, status: str) -> None:
