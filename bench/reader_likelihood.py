@@ -5,8 +5,9 @@ Broken negatives mangle the pair's key words ("glomeroma" for glioma) or gloss t
 reader model (Qwen 1.5B by default) reads the positive, then the negative, and the log-probability of each
 of the negative's tokens is recorded. No YES/NO is asked of it. The measure fixed before the run: the share
 of the negative's tokens below ``--surprise`` (natural log; -8 is about 1 in 3,000), as ROC AUC of broken
-against hard; the mean log-probability beside it. Scores are appended to ``--out`` as each text is read, and
-a rerun reads only what is missing. From the repository root (BENCHMARKS.md, "A reader's likelihood"):
+against hard; the mean log-probability beside it. Each text's token log-probabilities are appended to ``--out``
+as it is read, with the model and token limits, and a rerun under the same settings reads only what is
+missing. From the repository root (BENCHMARKS.md, "A reader's likelihood"):
 
     python bench/reader_likelihood.py --audits aspects-compare aspects-compare-31-50 scifact-second-pass \\
         --out bench/out/reader-likelihood.jsonl
@@ -40,17 +41,28 @@ def token_log_probs(llm, positive: str, negative: str, context_tokens: int, nega
     tokens = context + written
     llm.reset()
     llm.eval(tokens)
-    logits = np.asarray(llm.scores[: len(tokens)], dtype=np.float64)
-    rows = logits[len(context) - 1 : len(tokens) - 1]  # the logits that predict each written token
-    rows = rows - rows.max(axis=1, keepdims=True)
-    log_probs = rows - np.log(np.exp(rows).sum(axis=1, keepdims=True))
-    return log_probs[np.arange(len(written)), written]
+    # The logits at position i predict token i + 1: those from the context's last token on predict the negative.
+    rows = np.asarray(llm.scores[len(context) - 1 : len(tokens) - 1], dtype=np.float64)
+    top = rows.max(axis=1)
+    log_norm = top + np.log(np.exp(rows - top[:, None]).sum(axis=1))
+    return rows[np.arange(len(written)), written] - log_norm
 
 
 def auc(positives: list[float], negatives: list[float]) -> float:
     """P(a score of ``positives`` > one of ``negatives``), ties counting half (Mann-Whitney)."""
     wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
     return wins / max(len(positives) * len(negatives), 1)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The scored rows of ``path`` (none when absent); a line torn by a kill is dropped and read again."""
+    rows = []
+    for line in path.open() if path.exists() else ():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return rows
 
 
 def main() -> int:
@@ -67,7 +79,9 @@ def main() -> int:
 
     texts = [(audit, record, drawn) for audit in args.audits
              for record, drawn in labelled(AUDIT_DIR / f"{audit}-labels.jsonl") if record["label"] in args.labels]
-    done = {(r["audit"], r["id"]) for r in map(json.loads, args.out.open())} if args.out.exists() else set()
+    settings = {"model": args.model, "context_tokens": args.context_tokens, "negative_tokens": args.negative_tokens}
+    scored = [r for r in read_rows(args.out) if r.get("settings") == settings]
+    done = {(r["audit"], r["id"]) for r in scored}
     todo = [t for t in texts if (t[0], t[1]["id"]) not in done]
     if todo:
         from syneg.llm.cpu_backend import load_cpu_backend
@@ -81,20 +95,25 @@ def main() -> int:
             llm = Llama(model_path=str(resolve_gguf(args.model)), n_ctx=n_ctx, n_threads=args.threads,
                         logits_all=True, verbose=False)
         args.out.parent.mkdir(parents=True, exist_ok=True)
+        torn = args.out.exists() and args.out.stat().st_size and not args.out.read_bytes().endswith(b"\n")
         with args.out.open("a") as out:
+            if torn:  # end the torn line, so the next row starts a line of its own
+                out.write("\n")
             for index, (audit, record, drawn) in enumerate(todo, 1):
                 started = time.process_time()
                 log_probs = token_log_probs(llm, drawn["positive"], drawn["negative"], args.context_tokens,
                                             args.negative_tokens)
-                row = {"audit": audit, "id": record["id"], "label": record["label"], "tokens": len(log_probs),
-                       "surprising": float(np.mean(log_probs < args.surprise)), "mean": float(np.mean(log_probs)),
+                row = {"audit": audit, "id": record["id"], "label": record["label"], "settings": settings,
+                       "log_probs": [round(float(x), 3) for x in log_probs],
                        "cpu_seconds": round(time.process_time() - started, 1)}
                 out.write(json.dumps(row) + "\n")
                 out.flush()
-                print(f"{index}/{len(todo)} {audit} {record['label']}: {row['surprising']:.3f} {row['mean']:.2f}",
-                      file=sys.stderr)
+                print(f"{index}/{len(todo)} {audit} {record['label']}: mean {np.mean(log_probs):.2f}", file=sys.stderr)
 
-    rows = [r for r in map(json.loads, args.out.open()) if r["audit"] in args.audits]
+    rows = [r for r in read_rows(args.out) if r.get("settings") == settings and r["audit"] in args.audits]
+    for row in rows:  # the measures, from the recorded log-probabilities (so --surprise needs no new run)
+        log_probs = np.asarray(row["log_probs"])
+        row["surprising"], row["mean"] = float(np.mean(log_probs < args.surprise)), float(np.mean(log_probs))
     broken = [r for r in rows if r["label"] == "broken"]
     hard = [r for r in rows if r["label"] == "hard"]
     summary = {

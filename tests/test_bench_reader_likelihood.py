@@ -6,6 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,4 +38,8 @@ def test_a_real_reader_finds_a_mangled_key_word_less_likely_than_the_word_its_po
     mangled = "Glomeroma invasion and the immune response in glomeroma."
     right, wrong = (token_log_probs(llm, positive, text, 160, 300) for text in (written, mangled))
     assert len(right) == len(llm.tokenize(written.encode(), add_bos=False))
-    assert (right <= 0).all() and right.sum() > wrong.sum()
+    assert right.sum() > wrong.sum()
+    # A negative that copies its positive is all but certain after its first words; read one token off, it
+    # would be near random.
+    copied = token_log_probs(llm, positive, positive, 160, 300)
+    assert np.median(copied) > -0.5, np.median(copied)

@@ -42,8 +42,11 @@ Verbosity = Literal["quiet", "normal", "verbose"]
 LINE_EVERY_FRACTION = 0.1
 LINE_AT_MOST_EVERY_SECONDS = 3.0
 LINE_AT_LEAST_EVERY_SECONDS = 30.0
-# The weight of the latest step in the smoothed rate (tqdm's default): old steps fade by 0.7 a step.
+# The weight of the latest step in the smoothed rate (tqdm's default): old steps fade by 0.7 a step. A step
+# is at least a second of work (tqdm's minimum interval, longer): mining advances once per query, in
+# milliseconds, and synthesis finishes concurrent pairs in bursts; single calls would make the rate jitter.
 RATE_SMOOTHING = 0.3
+RATE_STEP_SECONDS = 1.0
 
 _verbosity: Verbosity = "normal"
 # Where an interruption stopped, innermost first: filled as the exception unwinds through steps and stages.
@@ -190,23 +193,26 @@ class Progress:
 
     def _reset_pace(self, completed: int) -> None:
         self._paced_at, self._paced_units = time.monotonic(), completed
-        self._smoothed_units = self._smoothed_seconds = 0.0
+        self._smoothed_pace, self._steps = 0.0, 0
 
     def _pace(self, completed: int) -> None:
-        """Fold the units done since the last advance, and the time they took, into the smoothed rate."""
-        units = completed - self._paced_units
-        if units <= 0:  # a new detail alone: no step to time
+        """Fold the seconds per unit of the step since the last one into the smoothed pace. Seconds per unit,
+        not units and seconds apart: the ETA is linear in it, and a burst of cached pairs (many units in a
+        second) must weigh as one step, not as many units."""
+        units, now = completed - self._paced_units, time.monotonic()
+        if units <= 0 or now - self._paced_at < RATE_STEP_SECONDS:  # a detail alone, or the step goes on
             return
-        now = time.monotonic()
-        keep = 1 - RATE_SMOOTHING
-        self._smoothed_units = RATE_SMOOTHING * units + keep * self._smoothed_units
-        self._smoothed_seconds = RATE_SMOOTHING * (now - self._paced_at) + keep * self._smoothed_seconds
+        self._smoothed_pace = RATE_SMOOTHING * (now - self._paced_at) / units + (1 - RATE_SMOOTHING) * self._smoothed_pace
+        self._steps += 1
         self._paced_at, self._paced_units = now, completed
 
     def _rate(self) -> float:
-        """Units per second at the recent pace (both sums carry the same weights, so their ratio needs no
-        correction for the smoothing's start at zero)."""
-        return self._smoothed_units / max(self._smoothed_seconds, 1e-9)
+        """Units per second at the recent pace (corrected, as tqdm's, for the smoothing's start at zero); the
+        average until a first step is timed."""
+        if not self._steps:
+            return self._average_rate()
+        pace = self._smoothed_pace / (1 - (1 - RATE_SMOOTHING) ** self._steps)
+        return 1 / max(pace, 1e-9)
 
     def _average_rate(self) -> float:
         return (self.completed - self._baseline) / max(time.monotonic() - self._started, 1e-9)
