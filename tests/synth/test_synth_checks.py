@@ -304,6 +304,25 @@ def test_invented_reference_lists_are_cut_from_real_answers():
         assert len(passage.split()) >= 40 and not degeneration(passage).startswith("it stops")
 
 
+def test_an_upper_case_references_heading_is_cut_from_every_cached_answer_that_writes_one():
+    """Qwen2.5-0.5B also writes the heading in capitals ("... demographic changes. REFERENCES This research was
+    conducted by the WHO's Child Health Service ..."; 5 kept SciFact negatives had it before session 16): cut
+    from every answer of the SciFact generation's cache that writes one, as "References" is."""
+    import sqlite3
+
+    cache = Path(__file__).parents[2] / "bench" / "experiments" / "scifact-all-llm-cache.sqlite"
+    with sqlite3.connect(f"file:{cache}?mode=ro", uri=True) as db:
+        answers = [json.loads(value)["text"] for (value,) in db.execute("SELECT value FROM completions")]
+    heading = re.compile(r"(?:^|[.!?:]\s+)REFERENCES?\b\s*(?::|[-\u2013\u2014]?\s*(?:\[\d|[A-Z]))", re.MULTILINE)
+    written = [raw for raw in answers if heading.search(raw) and heading.search(raw).start() > 0]
+    assert len(written) >= 5
+    for raw in written:
+        passage, notes = as_passage(raw)
+        assert "REFERENCE" not in passage and any(note.startswith("reference list removed") for note in notes), raw[-300:]
+    assert as_passage("Telomere length. Telomeres shorten. REFERENCES This work was funded by the WHO.")[0] == (
+        "Telomere length. Telomeres shorten.")
+
+
 def test_a_section_label_in_mixed_case_alone_on_its_line_is_a_label():
     """Qwen2.5-0.5B writes "ConCLUSIONS" on a line of its own (27 answers in the SciFact generation's cache, 9
     accepted negatives of its first pass kept it): a label, removed or put in capitals like the others, while

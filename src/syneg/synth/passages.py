@@ -32,8 +32,11 @@ _LAST_SENTENCE_END = re.compile(".*" + SENTENCE_FINAL + r"(?=\s|$)", re.DOTALL)
 # with one, no abstract of the corpus has one, and the model invents it (or writes "[insert references
 # here]"): cut from its heading to the end.
 # The third audit found "References - [1] S. T. Schmidt, ..." and "References No additional references are
-# provided": a "References" that opens a sentence, then a capital or "[1]", is a heading.
-_REFERENCES = re.compile(r"\s*\bReferences?\s*:.*$|(?<=[.!?])\s+References?\s*[-\u2013\u2014]?\s+(?=\[\d|[A-Z]).*$", re.DOTALL)
+# provided": a "References" that opens a sentence, then a capital or "[1]", is a heading. Upper case too
+# (session 16: "... demographic changes. REFERENCES This research was conducted by the WHO's ...").
+_REFERENCES_WORD = r"(?:References?|REFERENCES?)"
+_REFERENCES = re.compile(rf"\s*\b{_REFERENCES_WORD}\s*:.*$|(?<=[.!?])\s+{_REFERENCES_WORD}\s*[-\u2013\u2014]?\s+(?=\[\d|[A-Z]).*$",
+                         re.DOTALL)
 # Section labels inside an abstract, as structured corpus abstracts have them ("... CONTEXT High ...").
 _INLINE_LABELS = re.compile(r"\b(?:BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|CONTEXT|DESIGN|AIMS?|PURPOSE)\b")
 
