@@ -3,7 +3,7 @@
 A repair of ``as_passage`` (a section label in mixed case, "ConCLUSIONS", is a label) changes the texts a run
 kept, not the requests it sent. The pairs whose records match ``--matching`` (a regular expression over their
 kept and rejected texts) are synthesized again with the options of the pipeline config's synthesize section
-(``--aspects-per-reflection`` for the pairs a refill wrote), with the checks added after its first pass
+(``--aspects-per-reflection`` and ``--trim-cut-fields`` for the pairs a refill wrote), with the checks added after its first pass
 turned off (abbreviations_match and terms_spelled: the replay test, ``tests/synth/test_synth_requests.py``,
 needs only the first off for the pairs it replays), so that the same rounds are kept; the cache answers, and
 a request it lacks is generated. Each new record replaces the old one in place (the file is written whole, then
@@ -11,7 +11,7 @@ renamed), unless it holds fewer negatives: a repaired text can turn a check anot
 with it, and a rewrite never loses a negative. Prints what changed.
 
     python bench/rewrite_pairs.py bench/experiments/scifact-all.yaml --matching 'REGEX' [--only QUERY_ID ...]
-        [--skip QUERY_ID ...] [--aspects-per-reflection N]
+        [--skip QUERY_ID ...] [--aspects-per-reflection N] [--trim-cut-fields]
 """
 
 from __future__ import annotations
@@ -35,12 +35,15 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=(), help="only these query ids")
     parser.add_argument("--skip", nargs="*", default=(), help="not these query ids")
     parser.add_argument("--aspects-per-reflection", type=int, default=None)
+    parser.add_argument("--trim-cut-fields", action="store_true", help="for the pairs written with trim_cut_fields on")
     args = parser.parse_args()
     config = RunConfig.load(args.config)
     options = config.synthesize
     update = {"checks": {**options.checks, **LATER_CHECKS_OFF}}
     if args.aspects_per_reflection is not None:
         update["aspects_per_reflection"] = args.aspects_per_reflection
+    if args.trim_cut_fields:
+        update["trim_cut_fields"] = True
     options = options.model_copy(update=update)
     pattern = re.compile(args.matching)
     instances = list(read_training_set(options.file))
