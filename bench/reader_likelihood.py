@@ -29,14 +29,26 @@ sys.path.insert(0, str(Path(__file__).parent))
 from text_check_strikes import labelled  # noqa: E402
 
 AUDIT_DIR = Path(__file__).parent / "audit"
-CONTEXT = "A scientific abstract:\n{positive}\n\nAnother abstract on a related subject:\n"
+# What the reader reads before the negative: the positive between these two.
+BEFORE_POSITIVE, AFTER_POSITIVE = "A scientific abstract:\n", "\n\nAnother abstract on a related subject:\n"
+
+
+def load_reader(model: str, n_ctx: int, threads: int):
+    """A llama.cpp model at the CPU level syneg picks, keeping every position's logits."""
+    from syneg.llm.cpu_backend import load_cpu_backend
+    from syneg.llm.models import resolve_gguf
+
+    load_cpu_backend()
+    from llama_cpp import Llama
+
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+        return Llama(model_path=str(resolve_gguf(model)), n_ctx=n_ctx, n_threads=threads, logits_all=True, verbose=False)
 
 
 def token_log_probs(llm, positive: str, negative: str, context_tokens: int, negative_tokens: int) -> np.ndarray:
     """The reader's log-probability of each of the negative's first tokens, after the positive's first."""
     positive_ids = llm.tokenize(positive.encode(), add_bos=False)[:context_tokens]
-    context = llm.tokenize(CONTEXT.split("{positive}")[0].encode()) + positive_ids
-    context += llm.tokenize(CONTEXT.split("{positive}")[1].encode(), add_bos=False)
+    context = llm.tokenize(BEFORE_POSITIVE.encode()) + positive_ids + llm.tokenize(AFTER_POSITIVE.encode(), add_bos=False)
     written = llm.tokenize(negative.encode(), add_bos=False)[:negative_tokens]
     tokens = context + written
     llm.reset()
@@ -49,9 +61,10 @@ def token_log_probs(llm, positive: str, negative: str, context_tokens: int, nega
 
 
 def auc(positives: list[float], negatives: list[float]) -> float:
-    """P(a score of ``positives`` > one of ``negatives``), ties counting half (Mann-Whitney)."""
-    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
-    return wins / max(len(positives) * len(negatives), 1)
+    """P(a score of ``positives`` > one of ``negatives``), ties counting half: ROC AUC, as the other benches."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score([1] * len(positives) + [0] * len(negatives), [*positives, *negatives]))
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -84,16 +97,7 @@ def main() -> int:
     done = {(r["audit"], r["id"]) for r in scored}
     todo = [t for t in texts if (t[0], t[1]["id"]) not in done]
     if todo:
-        from syneg.llm.cpu_backend import load_cpu_backend
-        from syneg.llm.models import resolve_gguf
-
-        load_cpu_backend()
-        from llama_cpp import Llama
-
-        n_ctx = args.context_tokens + args.negative_tokens + 32
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
-            llm = Llama(model_path=str(resolve_gguf(args.model)), n_ctx=n_ctx, n_threads=args.threads,
-                        logits_all=True, verbose=False)
+        llm = load_reader(args.model, args.context_tokens + args.negative_tokens + 32, args.threads)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         torn = args.out.exists() and args.out.stat().st_size and not args.out.read_bytes().endswith(b"\n")
         with args.out.open("a") as out:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +20,9 @@ def test_auc_counts_ties_half(monkeypatch):
 @pytest.mark.slow
 def test_a_real_reader_finds_a_mangled_key_word_less_likely_than_the_word_its_positive_writes(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    from reader_likelihood import token_log_probs
+    from reader_likelihood import load_reader, token_log_probs
 
-    from syneg.llm.cpu_backend import load_cpu_backend
-    from syneg.llm.models import resolve_gguf
-
-    load_cpu_backend()
-    from llama_cpp import Llama
-
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
-        llm = Llama(model_path=str(resolve_gguf("smollm2-135m")), n_ctx=512, n_threads=1, logits_all=True, verbose=False)
+    llm = load_reader("smollm2-135m", n_ctx=512, threads=1)
     positive = ("The p75 neurotrophin receptor promotes glioma invasion. Glioma cells that express the receptor "
                 "invade the brain more than glioma cells that do not.")
     written = "Glioma invasion and the immune response in glioma."

@@ -226,7 +226,7 @@ class Progress:
         if self.completed > self._baseline:
             rate = self._rate()
             parts.append(self._rate_text(rate))
-            parts.append(f"ETA {_duration(((self.total or 0) - self.completed) / max(rate, 1e-9))}")
+            parts.append(f"ETA {_duration(((self.total or 0) - self.completed) / rate)}")
         if self.detail:
             parts.append(self.detail)
         return " · ".join(parts)
