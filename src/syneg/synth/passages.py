@@ -17,7 +17,7 @@ from syneg.synth.checks import SENTENCE_FINAL, ngrams, sentences, words
 _SECTION_LABEL = re.compile(
     r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:(BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|(?:Background|Objectives?|"
     r"Methods?|Results?|Conclusions?)(?!\s*[a-z]))|(?=[A-Z])((?i:background|objectives?|methods?|results?|conclusions?))"
-    r"(?:[\W_]*$|(?=\s*:)))\s*(?:\*\*|__)?\s*:?\s*(?:\*\*|__)?\s*"
+    r"(?:[\W_]*$|(?=\s*:)))\s*(?:\*\*|__)?\s*[:.]?\s*(?:\*\*|__)?\s*"
 )
 _LABEL = re.compile(r"^\s*(?:#+\s*)?(?:\*\*|__)?\s*(?:title|abstract|summary)\s*(?:\*\*|__)?\s*[:.-]\s*", re.IGNORECASE)
 # "Part 2: Conclusions": the model numbers the parts the prompt asks for, which no corpus abstract does.
@@ -67,6 +67,8 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
         'Telomere length BACKGROUND Telomeres shorten. RESULTS They do.'
         >>> as_passage("Telomere length\\nBACKGROUND\\nTelomeres shorten.\\nConCLUSIONS.\\nThey do.", keep_section_labels=True)[0]
         'Telomere length BACKGROUND Telomeres shorten. CONCLUSIONS They do.'
+        >>> as_passage("Telomere length\\nMethods.\\nWe measured telomeres.\\nResults. They shorten.")[0]
+        'Telomere length We measured telomeres. They shorten.'
     """
     notes: list[str] = []
     lines = [line for line in raw.strip().splitlines() if line.strip()]
