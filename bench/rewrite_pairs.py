@@ -5,13 +5,14 @@ kept, not the requests it sent. The pairs whose records match ``--matching`` (a 
 kept and rejected texts) are synthesized again with the options of the pipeline config's synthesize section
 (``--aspects-per-reflection`` and ``--trim-cut-fields`` for the pairs a refill wrote), with the checks added after its first pass
 turned off (abbreviations_match and terms_spelled: the replay test, ``tests/synth/test_synth_requests.py``,
-needs only the first off for the pairs it replays), so that the same rounds are kept; the cache answers, and
+needs only the first off for the pairs it replays) unless ``--later-checks`` says the pairs were written with
+them (the second pass), so that the same rounds are kept; the cache answers, and
 a request it lacks is generated. Each new record replaces the old one in place (the file is written whole, then
 renamed), unless it holds fewer negatives: a repaired text can turn a check another way and a later round
 with it, and a rewrite never loses a negative. Prints what changed.
 
     python bench/rewrite_pairs.py bench/experiments/scifact-all.yaml --matching 'REGEX' [--only QUERY_ID ...]
-        [--skip QUERY_ID ...] [--aspects-per-reflection N] [--trim-cut-fields]
+        [--skip QUERY_ID ...] [--aspects-per-reflection N] [--trim-cut-fields] [--later-checks]
 """
 
 from __future__ import annotations
@@ -22,10 +23,22 @@ from pathlib import Path
 
 from syneg.data import read_training_set, write_training_set
 from syneg.pipeline import RunConfig
-from syneg.synth import pairs_from_training_set, synthesize
+from syneg.synth import SynthesizeOptions, pairs_from_training_set, synthesize
 
 # Checks added after the committed SciFact file's first pass, off in a replay.
 LATER_CHECKS_OFF = {"max_abbreviation_conflicts": 99, "max_misspelled_terms": 99}
+
+
+def rewrite_options(options: SynthesizeOptions, aspects_per_reflection: int | None = None, trim_cut_fields: bool = False,
+                    later_checks: bool = False) -> SynthesizeOptions:
+    """The config's synthesis options as the pairs to rewrite were written: the first pass without the later
+    checks, a refill with its own aspects, its cut-field trim and (``later_checks``) the checks it ran."""
+    update: dict = {} if later_checks else {"checks": {**options.checks, **LATER_CHECKS_OFF}}
+    if aspects_per_reflection is not None:
+        update["aspects_per_reflection"] = aspects_per_reflection
+    if trim_cut_fields:
+        update["trim_cut_fields"] = True
+    return options.model_copy(update=update)
 
 
 def main() -> None:
@@ -36,15 +49,11 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=(), help="not these query ids")
     parser.add_argument("--aspects-per-reflection", type=int, default=None)
     parser.add_argument("--trim-cut-fields", action="store_true", help="for the pairs written with trim_cut_fields on")
+    parser.add_argument("--later-checks", action="store_true",
+                        help="for the pairs written with abbreviations_match and terms_spelled on (the second pass)")
     args = parser.parse_args()
-    config = RunConfig.load(args.config)
-    options = config.synthesize
-    update = {"checks": {**options.checks, **LATER_CHECKS_OFF}}
-    if args.aspects_per_reflection is not None:
-        update["aspects_per_reflection"] = args.aspects_per_reflection
-    if args.trim_cut_fields:
-        update["trim_cut_fields"] = True
-    options = options.model_copy(update=update)
+    options = rewrite_options(RunConfig.load(args.config).synthesize, args.aspects_per_reflection, args.trim_cut_fields,
+                              args.later_checks)
     pattern = re.compile(args.matching)
     instances = list(read_training_set(options.file))
 

@@ -29,7 +29,10 @@ def test_a_pair_whose_text_kept_a_mixed_case_label_is_written_again_from_the_cac
         reader.backup(writer)  # a consistent copy: a running synthesis may be writing to the committed cache
     config = yaml.safe_load((EXPERIMENTS / "scifact-all.yaml").read_text())
     config["data"] = str(scifact_path)
-    config["synthesize"] |= {"file": "negatives.jsonl", "cache": "cache.sqlite"}
+    # The first pass's options, as that pair was written, whatever the config says for the passes after it.
+    config["synthesize"] |= {"file": "negatives.jsonl", "cache": "cache.sqlite", "aspects_per_reflection": 1,
+                             "trim_cut_fields": False, "seed": 0}
+    config["synthesize"].pop("refill", None)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "rewrite_pairs.py"), str(tmp_path / "config.yaml"),
                           "--matching", r"\bConCLUSIONS\b"], capture_output=True, text=True, check=True)
@@ -41,3 +44,19 @@ def test_a_pair_whose_text_kept_a_mixed_case_label_is_written_again_from_the_cac
     again = subprocess.run([sys.executable, str(ROOT / "bench" / "rewrite_pairs.py"), str(tmp_path / "config.yaml"),
                             "--matching", r"\bConCLUSIONS\b"], capture_output=True, text=True, check=True)
     assert again.stdout.strip() == "no record matches"
+
+
+def test_the_later_checks_are_off_for_the_first_pass_only(monkeypatch):
+    """The first pass ran without abbreviations_match and terms_spelled, the second pass with them: a rewrite
+    of a second-pass pair under the first pass's checks could keep a text that pass rejected."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from rewrite_pairs import LATER_CHECKS_OFF, rewrite_options
+
+    from syneg.pipeline import RunConfig
+
+    options = RunConfig.load(EXPERIMENTS / "scifact-all.yaml").synthesize
+    first = rewrite_options(options)
+    assert all(first.checks[name] == value for name, value in LATER_CHECKS_OFF.items())
+    second = rewrite_options(options, aspects_per_reflection=3, trim_cut_fields=True, later_checks=True)
+    assert second.checks == options.checks and second.aspects_per_reflection == 3 and second.trim_cut_fields
+    assert options.checks.get("max_abbreviation_conflicts") != 99  # the config itself is left as it was
