@@ -34,9 +34,14 @@ _LAST_SENTENCE_END = re.compile(".*" + SENTENCE_FINAL + r"(?=\s|$)", re.DOTALL)
 # The third audit found "References - [1] S. T. Schmidt, ..." and "References No additional references are
 # provided": a "References" that opens a sentence, then a capital or "[1]", is a heading. Upper case too
 # (session 16: "... demographic changes. REFERENCES This research was conducted by the WHO's ...").
-_REFERENCES_WORD = r"(?:References?|REFERENCES?)"
-_REFERENCES = re.compile(rf"\s*\b{_REFERENCES_WORD}\s*:.*$|(?<=[.!?])\s+{_REFERENCES_WORD}\s*[-\u2013\u2014]?\s+(?=\[\d|[A-Z]).*$",
+# Session 17: "... and inflammation. References 1." (a numbered list begun) and "... strategies. Bibliography J.D. Lee,
+# A.C. Johnson, ..." as well.
+_REFERENCES_WORD = r"(?:References?|REFERENCES?|Bibliography|BIBLIOGRAPHY)"
+_REFERENCES = re.compile(rf"\s*\b{_REFERENCES_WORD}\s*:.*$|(?<=[.!?])\s+{_REFERENCES_WORD}\s*[-\u2013\u2014]?\s+(?=\[\d|[A-Z]|\d{{1,2}}\.).*$",
                          re.DOTALL)
+# An outline's next marker left at the end ("... statistical software such as R or SPSS. C."): a lone capital and
+# a full stop after a finished sentence, which no SciFact or NFCorpus abstract ends with (mid-text, author initials do).
+_TRAILING_MARKERS = re.compile(r"(?<=[.!?])(?:\s+[A-Z]\.)+\s*$")
 # Section labels inside an abstract, as structured corpus abstracts have them ("... CONTEXT High ...").
 _INLINE_LABELS = re.compile(r"\b(?:BACKGROUND|OBJECTIVES?|METHODS?|RESULTS?|CONCLUSIONS?|CONTEXT|DESIGN|AIMS?|PURPOSE)\b")
 
@@ -69,6 +74,12 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
         'Telomere length BACKGROUND Telomeres shorten. CONCLUSIONS They do.'
         >>> as_passage("Telomere length\\nMethods.\\nWe measured telomeres.\\nResults. They shorten.")[0]
         'Telomere length We measured telomeres. They shorten.'
+        >>> as_passage("Telomere length. Telomeres shorten. References 1.")
+        ('Telomere length. Telomeres shorten.', ['reference list removed (2 words)'])
+        >>> as_passage("Telomere length. Telomeres shorten. Bibliography J.D. Lee, A.C. Johnson, Science, 2015.")[0]
+        'Telomere length. Telomeres shorten.'
+        >>> as_passage("Telomere length. A. Telomeres shorten in group A. B. C.")
+        ('Telomere length. A. Telomeres shorten in group A.', ['list markers removed at the end'])
     """
     notes: list[str] = []
     lines = [line for line in raw.strip().splitlines() if line.strip()]
@@ -102,6 +113,10 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
         cut = len(text[finished.end() :].split())
         notes.append(f"unfinished sentence cut ({cut} words)")
         text = finished.group(0)
+    markers = _TRAILING_MARKERS.search(text)
+    if markers:
+        notes.append("list markers removed at the end")
+        text = text[: markers.start()]
     text, repeats = without_repeated_sentences(text)
     if repeats:
         notes.append(f"{repeats} repeated sentence{'s' if repeats > 1 else ''} removed")
