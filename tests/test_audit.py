@@ -34,6 +34,7 @@ def read(path: Path) -> list[dict]:
     ("model-compare-1.5b", ["bench/out/model-compare/current-qwen2.5-1.5b/negatives.jsonl", "--n", "100", "--seed", "0"]),
     ("scifact-second-pass", ["bench/audit/scifact-all-second-pass-20.jsonl", "--n", "20", "--seed", "0"]),
     ("scifact-second-pass-s16", ["bench/audit/scifact-all-second-pass-session16.jsonl", "--n", "19", "--seed", "0"]),
+    ("scifact-second-pass-s17", ["bench/audit/scifact-all-second-pass-session17.jsonl", "--n", "45", "--seed", "0"]),
 ])
 # scifact-v4 and -v5 were drawn from bench/experiments/scifact-all-synthetic.jsonl as its first pass wrote it; the
 # second pass (session 14) merges negatives into that file, so they are drawn again from its first 438 pairs, kept.
@@ -48,7 +49,8 @@ def test_a_committed_sample_is_drawn_again_by_its_command(tmp_path: Path, name: 
 
 @pytest.mark.parametrize("name", ["scifact-v1", "scifact-v2", "scifact-v2-rule95", "scifact-v3", "scifact-v4", "scifact-v5",
                                   "model-compare-0.5b", "model-compare-1.5b", "temperature-compare", "aspects-compare",
-                                  "aspects-compare-31-50", "scifact-second-pass", "scifact-second-pass-s16"])
+                                  "aspects-compare-31-50", "scifact-second-pass", "scifact-second-pass-s16",
+                                  "scifact-second-pass-s17"])
 def test_a_labels_file_labels_exactly_its_sample(name: str) -> None:
     sample = [row["id"] for row in read(AUDIT / f"{name}-sample.jsonl")]
     labels = read(AUDIT / f"{name}-labels.jsonl")
