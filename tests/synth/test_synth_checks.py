@@ -344,6 +344,9 @@ def test_numbered_references_a_bibliography_and_trailing_outline_markers_are_cut
             assert not pattern.search(passage) and notes, (kind, raw[-300:])
     assert as_passage("Telomere length. Telomeres shorten. References 1. Smith J, Nature, 2016.")[0] == (
         "Telomere length. Telomeres shorten.")
+    # The marker left once the part it opened turned out to restate an earlier sentence (session 17's "SPSS. C.").
+    assert as_passage("Telomere length. Telomeres shorten with age in all cells. B. Telomeres shorten with age in all "
+                      "cells.")[0] == "Telomere length. Telomeres shorten with age in all cells."
 
 
 def test_a_section_label_in_mixed_case_alone_on_its_line_is_a_label():

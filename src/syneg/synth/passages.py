@@ -113,13 +113,15 @@ def as_passage(raw: str, keep_section_labels: bool = False) -> tuple[str, list[s
         cut = len(text[finished.end() :].split())
         notes.append(f"unfinished sentence cut ({cut} words)")
         text = finished.group(0)
+    text, repeats = without_repeated_sentences(text)
+    if repeats:
+        notes.append(f"{repeats} repeated sentence{'s' if repeats > 1 else ''} removed")
+    # After the repeats: a marker can open a part whose only sentence restates an earlier one ("SPSS. C. Results The
+    # study found ...", the last sentence removed as a repeat).
     markers = _TRAILING_MARKERS.search(text)
     if markers:
         notes.append("list markers removed at the end")
         text = text[: markers.start()]
-    text, repeats = without_repeated_sentences(text)
-    if repeats:
-        notes.append(f"{repeats} repeated sentence{'s' if repeats > 1 else ''} removed")
     return text, notes
 
 
