@@ -26,19 +26,13 @@ from syneg.synth.checks import CheckConfig
 GOAL_SHARE = 0.9  # issue 17: a negative for at least 90% of the split's pairs
 
 
-def split_pairs(data: str | Path, split: str) -> set[tuple[str, str]]:
-    """Every (query id, positive document id) the split judges relevant."""
-    dataset = load_beir(data, split)
-    return {(query_id, doc_id) for query_id, judged in dataset.qrels.items() for doc_id, grade in judged.items() if grade > 0}
-
-
 def file_counts(path: str | Path) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
     """A file's figures, and the negatives it gives each (query id, positive id) pair."""
     bounds = CheckConfig()
     negatives: dict[tuple[str, str], int] = {}
     within = written = 0
     for instance in read_training_set(path):
-        for pos_id, positive in zip(instance.pos_ids, instance.pos, strict=True):
+        for pos_id in instance.pos_ids:
             negatives[(instance.query_id, pos_id)] = max(negatives.get((instance.query_id, pos_id), 0), len(instance.negatives))
         for negative in instance.negatives:
             ratio = len(negative.text.split()) / max(1, len(instance.pos[0].split()))
@@ -51,7 +45,7 @@ def file_counts(path: str | Path) -> tuple[dict[str, int], dict[tuple[str, str],
 
 def coverage(data: str | Path, split: str, files: list[str | Path]) -> dict:
     """Per file and over the split: pairs, pairs with one and with two negatives, and the goal's count."""
-    pairs = split_pairs(data, split)
+    pairs = set(load_beir(data, split).pairs())
     by_file: dict[str, dict[str, int]] = {}
     best: dict[tuple[str, str], int] = {}
     for path in files:

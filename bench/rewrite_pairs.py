@@ -3,7 +3,8 @@
 A repair of ``as_passage`` (a section label in mixed case, "ConCLUSIONS", is a label) changes the texts a run
 kept, not the requests it sent. The pairs whose records match ``--matching`` (a regular expression over their
 kept and rejected texts) are synthesized again with the options of the pipeline config's synthesize section
-(``--aspects-per-reflection`` and ``--trim-cut-fields`` for the pairs a refill wrote), with the checks added after its first pass
+as its first pass wrote (one aspect, no cut-field trim, whatever the config says for the passes after it;
+``--aspects-per-reflection`` and ``--trim-cut-fields`` for the pairs a refill wrote), with the checks added after its first pass
 turned off (abbreviations_match and terms_spelled: the replay test, ``tests/synth/test_synth_requests.py``,
 needs only the first off for the pairs it replays) unless ``--later-checks`` says the pairs were written with
 them (the second pass), so that the same rounds are kept; the cache answers, and
@@ -27,13 +28,15 @@ from syneg.synth import SynthesizeOptions, pairs_from_training_set, synthesize
 
 # Checks added after the committed SciFact file's first pass, off in a replay.
 LATER_CHECKS_OFF = {"max_abbreviation_conflicts": 99, "max_misspelled_terms": 99}
+# The first pass's options where scifact-all.yaml now records the second pass's (a refill of the empty pairs).
+FIRST_PASS = {"aspects_per_reflection": 1, "trim_cut_fields": False, "refill": False}
 
 
 def rewrite_options(options: SynthesizeOptions, aspects_per_reflection: int | None = None, trim_cut_fields: bool = False,
                     later_checks: bool = False) -> SynthesizeOptions:
     """The config's synthesis options as the pairs to rewrite were written: the first pass without the later
     checks, a refill with its own aspects, its cut-field trim and (``later_checks``) the checks it ran."""
-    update: dict = {} if later_checks else {"checks": {**options.checks, **LATER_CHECKS_OFF}}
+    update: dict = FIRST_PASS | ({} if later_checks else {"checks": {**options.checks, **LATER_CHECKS_OFF}})
     if aspects_per_reflection is not None:
         update["aspects_per_reflection"] = aspects_per_reflection
     if trim_cut_fields:

@@ -18,7 +18,8 @@ def run_coverage(*args: str | Path) -> subprocess.CompletedProcess:
 
 def test_a_pair_counts_once_when_any_file_gives_it_a_negative(tmp_path, scifact_path):
     """Ten committed pairs with a negative, three of them emptied in the output and given one again in a
-    refill file; one pair of another split, its negative twice its positive's length. The split holds all 919 train pairs, so 909 are in no file."""
+    refill file; one pair of another split, its negative twice its positive's length. The split holds all 919
+    train pairs, so 909 are in no file."""
     records = [json.loads(line) for line in COMMITTED.read_text().splitlines()]
     # Ten pairs whose negative is well within the length bounds (0.7-1.3x the positive's words).
     served = [r for r in records if r["neg"] and 0.8 <= len(r["neg"][0].split()) / len(r["pos"][0].split()) <= 1.2][:10]

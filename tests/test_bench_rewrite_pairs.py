@@ -29,10 +29,8 @@ def test_a_pair_whose_text_kept_a_mixed_case_label_is_written_again_from_the_cac
         reader.backup(writer)  # a consistent copy: a running synthesis may be writing to the committed cache
     config = yaml.safe_load((EXPERIMENTS / "scifact-all.yaml").read_text())
     config["data"] = str(scifact_path)
-    # The first pass's options, as that pair was written, whatever the config says for the passes after it.
-    config["synthesize"] |= {"file": "negatives.jsonl", "cache": "cache.sqlite", "aspects_per_reflection": 1,
-                             "trim_cut_fields": False, "seed": 0}
-    config["synthesize"].pop("refill", None)
+    # The config records the second pass's options; rewrite_pairs writes a first-pass pair under the first pass's.
+    config["synthesize"] |= {"file": "negatives.jsonl", "cache": "cache.sqlite"}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "rewrite_pairs.py"), str(tmp_path / "config.yaml"),
                           "--matching", r"\bConCLUSIONS\b"], capture_output=True, text=True, check=True)
@@ -48,7 +46,8 @@ def test_a_pair_whose_text_kept_a_mixed_case_label_is_written_again_from_the_cac
 
 def test_the_later_checks_are_off_for_the_first_pass_only(monkeypatch):
     """The first pass ran without abbreviations_match and terms_spelled, the second pass with them: a rewrite
-    of a second-pass pair under the first pass's checks could keep a text that pass rejected."""
+    of a second-pass pair under the first pass's checks could keep a text that pass rejected. Without flags, the
+    first pass's options, though the config records the second pass's."""
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     from rewrite_pairs import LATER_CHECKS_OFF, rewrite_options
 
@@ -57,6 +56,7 @@ def test_the_later_checks_are_off_for_the_first_pass_only(monkeypatch):
     options = RunConfig.load(EXPERIMENTS / "scifact-all.yaml").synthesize
     first = rewrite_options(options)
     assert all(first.checks[name] == value for name, value in LATER_CHECKS_OFF.items())
+    assert (first.aspects_per_reflection, first.trim_cut_fields, first.refill) == (1, False, False)
     second = rewrite_options(options, aspects_per_reflection=3, trim_cut_fields=True, later_checks=True)
     assert second.checks == options.checks and second.aspects_per_reflection == 3 and second.trim_cut_fields
     assert options.checks.get("max_abbreviation_conflicts") != 99  # the config itself is left as it was
