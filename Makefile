@@ -45,8 +45,9 @@ $(STAMP): pyproject.toml Makefile packaging/llama-cpu-variants.cmake
 demo: $(STAMP)
 	$(SYNEG) run --demo --output $(DEMO_OUT)
 
+# One pytest-xdist worker per usable core, at most 4 (tests/conftest.py).
 test: $(STAMP) browser
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto
 
 bench: $(STAMP)
 	$(PYTHON) bench/foundation_bench.py --data ../shared/datasets/scifact --out bench/results/foundation.json

@@ -23,6 +23,41 @@ from syneg.llm.models import smollm2_path
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
+MAX_WORKERS = 4  # each may hold a llama.cpp server, a Ray and MiniLM in memory
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (the container's, not the host's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per usable core (xdist's own count asks psutil, which sees the host's cores)."""
+    return min(MAX_WORKERS, usable_cores())
+
+
+def _share_the_cores_among_workers() -> None:
+    """Under pytest-xdist (``make test`` runs ``-n auto``) each worker gets its share of the cores: torch and the
+    encoders of every worker asking for all cores at once would run slower than one worker alone. Set before a
+    test imports torch (read at import), and inherited by the ``syneg`` processes the tests start."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // workers))
+
+
+_share_the_cores_among_workers()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``--dist loadgroup`` a module's tests stay on one worker (its module-scoped fixtures, such as the kill
+    trials' reference runs, are built once), and the Ray tests of every module share one worker and one Ray."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group("ray" if module.startswith("tests/engine/") else module))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every test run gets its own syneg cache: no test leans on what an earlier run left behind."""
@@ -40,6 +75,19 @@ HYPOTHESIS_EXAMPLES = pytest.StashKey[dict[str, int]]()
 def examples(request: pytest.FixtureRequest) -> dict[str, int]:
     """Examples run per parser by the property tests, counted by the tests and printed at the end."""
     return request.config.stash.setdefault(HYPOTHESIS_EXAMPLES, {})
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its counts to the controller, which prints them."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["hypothesis_examples"] = dict(session.config.stash.get(HYPOTHESIS_EXAMPLES, {}))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    counts = node.config.stash.setdefault(HYPOTHESIS_EXAMPLES, {})
+    for parser, number in getattr(node, "workeroutput", {}).get("hypothesis_examples", {}).items():
+        counts[parser] = counts.get(parser, 0) + number
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

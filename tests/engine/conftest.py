@@ -16,11 +16,16 @@ def ray_address(isolated_cache) -> Iterator[str]:
     subprocesses join it with ``--ray-address``. Its workers inherit the session's isolated cache."""
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'syneg[ray]'")
     pytest.importorskip("ray.data.llm", reason="Ray Data's LLM processors need 'syneg[ray]'")
+    # Ray starts its workers at nice 15 (RayConfig worker_niceness), so beside the other xdist worker or any busy
+    # process they starve: one test took 982 s instead of 89 beside two one-thread jobs. The suite's Ray runs at 0.
+    patcher = pytest.MonkeyPatch()
+    patcher.setenv("RAY_worker_niceness", "0")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
+        patcher.undo()
 
 
 @pytest.fixture(scope="session")
