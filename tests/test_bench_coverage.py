@@ -33,14 +33,21 @@ def test_a_pair_counts_once_when_any_file_gives_it_a_negative(tmp_path, scifact_
     run = run_coverage(scifact_path, output, refill, "--json")
     assert run.returncode == 0, run.stderr
     figures = json.loads(run.stdout)
-    assert figures["split"] == {"pairs": 919, "in_a_file": 10, "with_one": 10, "with_two": 0,
-                                "share": 10 / 919, "goal": 828}
+    assert figures["split"] == {"pairs": 919, "in_a_file": 10, "with_one": 10, "with_two": 0, "share": 10 / 919,
+                                "with_one_length_matched": 10, "length_matched_share": 10 / 919, "goal": 828}
     assert figures["files"][str(output)]["with_one"] == 7
     assert figures["files"][str(refill)] == {"pairs": 4, "with_one": 4, "with_two": 0, "negatives": 4,
                                              "length_matched": 3, "outside_the_split": 1}  # twice the positive: not matched
 
     alone = json.loads(run_coverage(scifact_path, output, "--json").stdout)["split"]
     assert alone["with_one"] == 7 and alone["in_a_file"] == 10
+
+    # The refill's negative for the first pair made twice its positive's length: the pair holds a negative from
+    # the refill but a length-matched one from no file.
+    served[0] |= {"neg": [served[0]["pos"][0] + " " + served[0]["pos"][0]]}
+    refill.write_text("".join(json.dumps(r) + "\n" for r in served[:3]))
+    longer = json.loads(run_coverage(scifact_path, output, refill, "--json").stdout)["split"]
+    assert (longer["with_one"], longer["with_one_length_matched"]) == (10, 9)
 
 
 def test_a_missing_file_is_one_line_and_exit_2(tmp_path, scifact_path):
