@@ -45,9 +45,10 @@ $(STAMP): pyproject.toml Makefile packaging/llama-cpu-variants.cmake
 demo: $(STAMP)
 	$(SYNEG) run --demo --output $(DEMO_OUT)
 
-# One pytest-xdist worker per usable core, at most 4 (tests/conftest.py).
+# One pytest-xdist worker per usable core, at most 4; --dist loadgroup keeps a module's tests on one worker and
+# the Ray tests together (tests/conftest.py). A plain `pytest` runs them one by one.
 test: $(STAMP) browser
-	$(PYTHON) -m pytest -n auto
+	$(PYTHON) -m pytest -n auto --dist loadgroup
 
 bench: $(STAMP)
 	$(PYTHON) bench/foundation_bench.py --data ../shared/datasets/scifact --out bench/results/foundation.json
