@@ -19,16 +19,12 @@ import pytest
 
 from syneg.data import BeirDataset, demo_path, load_beir
 from syneg.llm.models import smollm2_path
+from syneg.system import usable_cores
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 MAX_WORKERS = 4  # each may hold a llama.cpp server, a Ray and MiniLM in memory
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (the container's, not the host's)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @pytest.hookimpl(optionalhook=True)

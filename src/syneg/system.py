@@ -327,7 +327,7 @@ def ray_version() -> str | None:
 def describe() -> dict[str, Any]:
     """The machine part of ``syneg doctor --json``."""
     return {
-        "cpu": {"model": cpu_model(), "cores": _cores(),
+        "cpu": {"model": cpu_model(), "cores": usable_cores(),
                 "instruction_sets": [asdict(status) for status in instruction_sets()]},  # fmt: skip
         "gpu": gpu(),
         "encoding": asdict(encoding_backend()),
@@ -337,7 +337,8 @@ def describe() -> dict[str, Any]:
     }
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (the container's, not the host's)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
