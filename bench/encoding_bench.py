@@ -196,7 +196,7 @@ def machine() -> dict:
 
     import torch
 
-    return {"cpu": system.cpu_model(), "family": field("cpu family"), "model": field("model"), "cores": len(os.sched_getaffinity(0)),
+    return {"cpu": system.cpu_model(), "family": field("cpu family"), "model": field("model"), "cores": system.usable_cores(),
             "flags": sorted(f for f in system.cpu_flags() if re.match(r"avx|amx", f)),
             "usable": sorted(system.usable_instruction_sets()), "gpu": system.gpu()["devices"],
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
@@ -261,6 +261,8 @@ def run_arm(args: argparse.Namespace, child: str, scratch: Path) -> dict:
 
 
 def main() -> None:
+    from syneg import system
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/datasets/scifact", help="SciFact's BEIR folder (read in place).")
     parser.add_argument("--out", default="bench/results/encoding.json")
@@ -268,7 +270,7 @@ def main() -> None:
     parser.add_argument("--train-queries", type=int, help="Train on this many SciFact train queries (default: all).")
     parser.add_argument("--train-steps", type=int, help="Stop training after this many steps (default: one epoch).")
     parser.add_argument("--batch-size", type=int, default=32, help="Training rows per batch.")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="Threads of every arm.")
+    parser.add_argument("--threads", type=int, default=system.usable_cores(), help="Threads of every arm.")
     parser.add_argument("--backends", help="Encoding backends, comma-separated (default: those available here).")
     parser.add_argument("--precisions", help="Training precisions, comma-separated (default: fp32 and auto's, if not fp32; none: no training).")
     parser.add_argument("--eval-backend", default="auto", help="How the trained models are encoded for nDCG@10.")
