@@ -197,6 +197,29 @@ def test_pipeline_runs_skips_done_stages_and_resumes_a_stopped_run(tmp_path, cap
         ("zero-shot", None), ("bm25", "arm removed from the config")}
 
 
+def test_results_follow_every_evaluation_so_a_stopped_run_keeps_them(tmp_path, monkeypatch):
+    """A run of many arms stopped during one (here its training fails) has already written results.json
+    with the arms evaluated before it, as a report read meanwhile would want them."""
+    import syneg.training
+
+    config = FAST_CONFIG | {"arms": [*FAST_CONFIG["arms"], {"name": "dense", "strategy": "retrieved", "retrieved_sources": "dense"}]}
+    path, run_dir = write_config(tmp_path, config), tmp_path / "run"
+    real_train, trained = syneg.training.train, []
+
+    def train_then_stop(training_set, model_dir, *args, **kwargs):
+        if trained:
+            raise RuntimeError("stopped during the second arm")
+        trained.append(model_dir)
+        return real_train(training_set, model_dir, *args, **kwargs)
+
+    monkeypatch.setattr(syneg.training, "train", train_then_stop)
+    with pytest.raises(RuntimeError, match="second arm"):
+        run(path, output=run_dir)
+    written = json.loads((run_dir / "results.json").read_text())
+    assert {(r["arm"], r["split"]) for r in written} == {(a, s) for a in ("zero-shot", "bm25") for s in ("validation", "test")}
+    assert not any(r.get("stale") for r in written)
+
+
 def test_unknown_arm_or_seed_is_an_error(tmp_path):
     path = write_config(tmp_path, FAST_CONFIG)
     with pytest.raises(ValueError, match="no such arm"):

@@ -93,17 +93,17 @@ class Pipeline:
                 continue
             for chain in chains:
                 if chain.arm is arm and (not self.seeds or chain.seed in self.seeds):
-                    self._train_and_evaluate(chain, validation)
+                    if self._train_and_evaluate(chain, validation):
+                        # A run of many arms takes hours: results.json follows every evaluation, so a
+                        # stopped run (or a report read meanwhile) has every arm-seed finished so far.
+                        self.write_results(split, chains, len(validation))
         if not evaluating:
             return []
-        rows = self.results(split, chains, len(validation))
-        path = self.output / RESULTS_FILE
-        stale = stale_rows(path, rows, config)
+        rows, stale = self.write_results(split, chains, len(validation))
         if stale:
             kept = ", ".join(f"{arm} ({reason})" for arm, reason in dict.fromkeys((r["arm"], r["stale"]) for r in stale))
             self.console.print(f"results.json keeps {len(stale)} earlier rows marked stale, which syneg report leaves "
                                f"out: {kept}", soft_wrap=True)
-        atomic_write_text(path, json.dumps(rows + stale, indent=1))
         # The rows of this run's selection: the baseline, the chosen arms, the chosen seeds.
         chosen = {arm.name for arm in self.arms} | {BM25_BASELINE}
         return [r for r in rows if r["arm"] in chosen and (r["seed"] is None or not self.seeds or r["seed"] in self.seeds)]
@@ -112,24 +112,34 @@ class Pipeline:
         self.work.evaluate(self.baseline(split, name, model, len(validation)), name, model, self.output / "baselines" / name,
                            validation)
 
-    def _train_and_evaluate(self, chain: ArmSeedPlan, validation: list[str]) -> None:
-        """Mix, train and evaluate one arm and seed, as far as ``--until`` goes."""
+    def _train_and_evaluate(self, chain: ArmSeedPlan, validation: list[str]) -> bool:
+        """Mix, train and evaluate one arm and seed, as far as ``--until`` goes; True when it evaluated now."""
         name = f"{chain.arm.name}/seed-{chain.seed}"
         # An arm evaluated with these settings needs neither its training set nor its model again.
         if self.until in (None, "evaluate") and self._done(chain.evaluate) is not None:
             self.console.print(f"[dim]✓ {name}: evaluated before, skipped[/dim]")
-            return
+            return False
         training_set = self.work.mix(chain)
         if self.until == "mix":
-            return
+            return False
         model_dir = self.work.train(chain, training_set)
         if self.until == "train":
-            return
+            return False
         self.work.evaluate(chain.evaluate, chain.arm.name, str(model_dir), chain.folder, validation, chain.probe)
+        return True
 
     def _done(self, stage: PlannedStage) -> dict[str, Any] | None:
         """The info of a planned stage done with its settings, else None."""
         return self.markers.done(stage.name, stage.settings)
+
+    def write_results(self, split: PlannedStage, chains: list[ArmSeedPlan], validation: int
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Write results.json: the current rows, then the earlier rows they do not replace, marked stale."""
+        rows = self.results(split, chains, validation)
+        path = self.output / RESULTS_FILE
+        stale = stale_rows(path, rows, self.config)
+        atomic_write_text(path, json.dumps(rows + stale, indent=1))
+        return rows, stale
 
     def results(self, split: PlannedStage, chains: list[ArmSeedPlan], validation: int) -> list[dict[str, Any]]:
         """The current rows of results.json: every arm and seed of the config evaluated with its current
