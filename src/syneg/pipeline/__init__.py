@@ -35,7 +35,8 @@ stages done. Markers of the path-based format of earlier versions are rewritten 
 (:func:`migrate_markers`, :mod:`syneg.pipeline.migration`).
 
 **Results are never dropped.** ``results.json`` holds every arm and seed evaluated with the config's
-current settings, whether this run or an earlier one evaluated it; an earlier row that is no longer
+current settings, whether this run or an earlier one evaluated it (rewritten after every arm-seed
+evaluated, so a stopped run keeps what it finished); an earlier row that is no longer
 the config's (its arm's settings changed, or the arm or seed left the config) is kept with a
 ``stale`` field saying why, and ``syneg report`` leaves it out of its tables and lists it apart.
 
